@@ -1,0 +1,192 @@
+/**
+ * A connect-es Transport on a grpc-js channel: connect-es typed clients and
+ * interceptors on top, grpc-js' cheaper HTTP/2 client underneath (chosen by
+ * measurement, see README "Wire stack").
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { DescMessage, DescMethodStreaming, DescMethodUnary, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextKey,
+  createContextValues,
+  type ContextValues,
+  type Interceptor,
+  type StreamResponse,
+  type Transport,
+  type UnaryRequest,
+  type UnaryResponse,
+  type StreamRequest,
+} from "@connectrpc/connect";
+import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
+import { methodCodec } from "../wire/codec.ts";
+import { headersToMetadata, metadataToHeaders } from "../wire/metadata.ts";
+import { connectErrorFromGrpc, isServiceError } from "../wire/status.ts";
+
+/**
+ * Per-attempt deadline (epoch ms) set by interceptors. connect-es fixes the
+ * call timeout before interceptors run; this lets the resilience chain give
+ * each attempt its own deadline and rewrite grpc-timeout every time.
+ */
+export const attemptDeadlineKey = createContextKey<number | undefined>(undefined, { description: "tt-rpc attempt deadline" });
+
+export interface GrpcJsTransportOptions {
+  /** "host:port" (or any grpc-js target such as "dns:///ticket-service:50004"). */
+  readonly address: string;
+  readonly credentials: grpc.ChannelCredentials;
+  readonly interceptors?: readonly Interceptor[];
+  readonly channelOptions?: grpc.ChannelOptions;
+}
+
+export interface GrpcJsTransport extends Transport {
+  /** Closes the channel; calls in flight fail with CANCELED/UNAVAILABLE. */
+  close(): void;
+}
+
+const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTransport {
+  const client = new grpc.Client(options.address, options.credentials, {
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    // Retries are the framework's job (policy-aware, budgeted); grpc-js' own would double them.
+    "grpc.enable_retries": 0,
+    ...options.channelOptions,
+  });
+  const interceptors = [...(options.interceptors ?? [])];
+  const url = (path: string) => `grpc://${options.address}${path}`;
+
+  function deadlineOf(contextValues: ContextValues, timeoutMs: number | undefined): grpc.Deadline {
+    const attempt = contextValues.get(attemptDeadlineKey);
+    if (attempt !== undefined) return attempt;
+    return timeoutMs !== undefined && timeoutMs > 0 ? Date.now() + timeoutMs : Infinity;
+  }
+
+  return {
+    close: () => client.close(),
+
+    async unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: ConstructorParameters<typeof Headers>[0] | undefined,
+      input: MessageInitShape<I>,
+      contextValues?: ContextValues,
+    ): Promise<UnaryResponse<I, O>> {
+      const codec = methodCodec(method);
+      const path = `/${method.parent.typeName}/${method.name}`;
+      return runUnaryCall<I, O>({
+        interceptors,
+        signal,
+        timeoutMs,
+        req: {
+          stream: false,
+          service: method.parent,
+          method,
+          requestMethod: "POST",
+          url: url(path),
+          header: new Headers(header),
+          contextValues: contextValues ?? createContextValues(),
+          message: input,
+        },
+        next: (req: UnaryRequest<I, O>) =>
+          new Promise<UnaryResponse<I, O>>((resolve, reject) => {
+            const responseHeader = new Headers();
+            const trailer = new Headers();
+            const call = client.makeUnaryRequest<MessageShape<I>, MessageShape<O>>(
+              path,
+              codec.serializeInput,
+              codec.deserializeOutput as (b: Buffer) => MessageShape<O>,
+              req.message,
+              headersToMetadata(req.header),
+              { deadline: deadlineOf(req.contextValues, timeoutMs) },
+              (err, value) => {
+                req.signal.removeEventListener("abort", onAbort);
+                if (err) reject(toConnectError(err));
+                else
+                  resolve({ stream: false, service: method.parent, method, header: responseHeader, trailer, message: value! });
+              },
+            );
+            const onAbort = () => call.cancel();
+            req.signal.addEventListener("abort", onAbort, { once: true });
+            call.on("metadata", (md: grpc.Metadata) => copyInto(responseHeader, md));
+            // grpc-js emits 'status' in the same tick as the callback, before any awaiting code resumes.
+            call.on("status", (status: grpc.StatusObject) => copyInto(trailer, status.metadata));
+          }),
+      });
+    },
+
+    async stream<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: ConstructorParameters<typeof Headers>[0] | undefined,
+      input: AsyncIterable<MessageInitShape<I>>,
+      contextValues?: ContextValues,
+    ): Promise<StreamResponse<I, O>> {
+      if (method.methodKind !== "server_streaming") {
+        throw new ConnectError(`${method.methodKind} calls are not supported by this transport`, Code.Unimplemented);
+      }
+      const codec = methodCodec(method);
+      const path = `/${method.parent.typeName}/${method.name}`;
+      return runStreamingCall<I, O>({
+        interceptors,
+        signal,
+        timeoutMs,
+        req: {
+          stream: true,
+          service: method.parent,
+          method,
+          requestMethod: "POST",
+          url: url(path),
+          header: new Headers(header),
+          contextValues: contextValues ?? createContextValues(),
+          message: input,
+        },
+        next: async (req: StreamRequest<I, O>) => {
+          let first: MessageShape<I> | undefined;
+          for await (const m of req.message) {
+            if (first !== undefined) throw new ConnectError("server-streaming call takes exactly one request", Code.InvalidArgument);
+            first = m;
+          }
+          if (first === undefined) throw new ConnectError("server-streaming call takes exactly one request", Code.InvalidArgument);
+          const responseHeader = new Headers();
+          const trailer = new Headers();
+          const call = client.makeServerStreamRequest<MessageShape<I>, MessageShape<O>>(
+            path,
+            codec.serializeInput,
+            codec.deserializeOutput as (b: Buffer) => MessageShape<O>,
+            first,
+            headersToMetadata(req.header),
+            { deadline: deadlineOf(req.contextValues, timeoutMs) },
+          );
+          const onAbort = () => call.cancel();
+          req.signal.addEventListener("abort", onAbort, { once: true });
+          call.on("metadata", (md: grpc.Metadata) => copyInto(responseHeader, md));
+          call.on("status", (status: grpc.StatusObject) => copyInto(trailer, status.metadata));
+          async function* messages(): AsyncIterable<MessageShape<O>> {
+            try {
+              for await (const m of call) yield m as MessageShape<O>;
+            } catch (e) {
+              throw toConnectError(e);
+            } finally {
+              req.signal.removeEventListener("abort", onAbort);
+              call.cancel();
+            }
+          }
+          return { stream: true, service: method.parent, method, header: responseHeader, trailer, message: messages() };
+        },
+      });
+    },
+  };
+}
+
+function copyInto(target: Headers, md: grpc.Metadata): void {
+  metadataToHeaders(md).forEach((v, k) => target.append(k, v));
+}
+
+function toConnectError(e: unknown): ConnectError {
+  if (e instanceof ConnectError) return e;
+  if (isServiceError(e)) return connectErrorFromGrpc(e);
+  return ConnectError.from(e, Code.Internal);
+}

@@ -1,0 +1,15 @@
+import type { DescService } from "@bufbuild/protobuf";
+import type { ServiceName } from "../identity/workloads.ts";
+import type { MethodContracts, ServiceContract } from "./types.ts";
+
+/**
+ * Binds generated call metadata to a service descriptor. Called only by
+ * generated code; the typed `methods` map makes a contract that misses a
+ * method (or names one that does not exist) a compile error.
+ */
+export function defineServiceContract<S extends DescService>(
+  service: S,
+  meta: { name: ServiceName; defaultPort: number; methods: MethodContracts<S> },
+): ServiceContract<S> {
+  return Object.freeze({ service, name: meta.name, defaultPort: meta.defaultPort, methods: meta.methods });
+}

@@ -1,0 +1,48 @@
+/**
+ * The server call model shared by every wire adapter: whichever library
+ * carries the bytes (grpc-js for gRPC, connect-node for the Connect protocol),
+ * a call reaches the framework's interceptor chain in this one shape, so
+ * authentication, policies and logging never depend on the wire stack.
+ */
+import type { DescMethod, DescService, Message } from "@bufbuild/protobuf";
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { MethodContract } from "../contract/types.ts";
+
+/** What the transport knows about the other end of the connection. */
+export interface PeerInfo {
+  /** "ip:port" of the peer. */
+  readonly address: string;
+  /** DER of the verified client certificate, if the connection is mTLS. */
+  certificate(): Uint8Array | undefined;
+}
+
+export const peerKey = createContextKey<PeerInfo | undefined>(undefined, { description: "tt-rpc peer" });
+
+export interface ServerCall {
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly contract: MethodContract;
+  /** The decoded request message (unary and server-streaming calls). */
+  readonly request: Message | undefined;
+  /** The request messages of a bidi-streaming call (e.g. server reflection). */
+  readonly requests?: AsyncIterable<Message>;
+  /** Headers, trailers, signal, deadline and context values (connect-es HandlerContext). */
+  readonly context: HandlerContext;
+  readonly peer: PeerInfo | undefined;
+  /** "grpc" or "connect": which protocol carried the call. */
+  readonly protocol: string;
+}
+
+export type CallResult =
+  | { readonly kind: "unary"; readonly message: Message }
+  | { readonly kind: "stream"; readonly messages: AsyncIterable<Message> };
+
+export type ServerNext = (call: ServerCall) => Promise<CallResult>;
+
+/** A server interceptor is plain function composition: it wraps `next`. */
+export type ServerInterceptor = (next: ServerNext) => ServerNext;
+
+/** Applies interceptors so the first one listed runs first (outermost). */
+export function chainInterceptors(handler: ServerNext, interceptors: readonly ServerInterceptor[]): ServerNext {
+  return interceptors.reduceRight<ServerNext>((next, interceptor) => interceptor(next), handler);
+}
