@@ -48,7 +48,7 @@ function transportFor(stack: ClientStack, port: number): Transport & { close?: (
   if (stack === "grpc-js") {
     return createGrpcJsTransport({ address: `127.0.0.1:${port}`, credentials: grpc.credentials.createInsecure() }) as GrpcJsTransport;
   }
-  return createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "2" });
+  return createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` });
 }
 
 async function run(client: ReturnType<typeof createClient<typeof Health>>, calls: number, concurrency: number): Promise<void> {

@@ -49,5 +49,18 @@ export function createServiceClient<S extends DescService>(contract: ServiceCont
     credentials,
     ...(options.interceptors ? { interceptors: options.interceptors } : {}),
   });
-  return createClient(contract.service, transport);
+  const client = createClient(contract.service, transport);
+  closers.set(client, () => transport.close());
+  return client;
+}
+
+const closers = new WeakMap<object, () => void>();
+
+/**
+ * Closes the connection behind a client made by createServiceClient (a no-op
+ * for clients built on a caller-supplied transport, which the caller owns).
+ */
+export function closeClient(client: object): void {
+  closers.get(client)?.();
+  closers.delete(client);
 }

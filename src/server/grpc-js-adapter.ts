@@ -100,6 +100,24 @@ function unaryHandler(route: Route, shutdown: AbortSignal, report: ErrorReporter
   };
 }
 
+/**
+ * Waits for the stream to drain, or for the call to end: grpc-js drops writes
+ * after a cancel without ever emitting "drain", so waiting on drain alone
+ * would leak the handler.
+ */
+function drained(call: StreamingServerCall, signal: AbortSignal): Promise<void> {
+  if (signal.aborted || call.cancelled) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      call.off("drain", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    call.once("drain", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
 async function* decodedRequests(call: grpc.ServerDuplexStream<unknown, unknown>): AsyncIterable<Message> {
   for await (const m of call) {
     if (m instanceof DecodeFailure) throw new ConnectError("request message could not be decoded", Code.InvalidArgument);
@@ -126,7 +144,7 @@ function streamHandler(route: Route, shutdown: AbortSignal, report: ErrorReporte
           headerSent = true;
         }
         // Respect HTTP/2 flow control: wait for drain instead of buffering the whole stream.
-        if (!call.write(message)) await new Promise<void>((resolve) => call.once("drain", resolve));
+        if (!call.write(message)) await drained(call, sc.context.signal);
       }
       if (!headerSent) sendHeaderIfAny(call, sc.context.responseHeader);
       call.end(headersToMetadata(sc.context.responseTrailer));

@@ -1,0 +1,93 @@
+/**
+ * Deliberately wrong certificates for the security test suite. Lives in src
+ * so every package's tests can use it; nothing in production imports it.
+ * Each bad kind breaks exactly one rule, so a test can tell which check
+ * caught it.
+ */
+import * as x509 from "./x509.ts";
+import { type CaMaterial, type IssuedCert, createRootCa, issueCertificate, issueWorkloadLeaf } from "./cert-issue.ts";
+import { TRUST_DOMAIN, workloadSpiffeId } from "./spiffe-id.ts";
+
+export type TestLeafKind =
+  | "good"
+  | "other-ca"
+  | "ca-true"
+  | "two-uri-sans"
+  | "no-uri-san"
+  | "other-trust-domain"
+  | "expired"
+  | "key-cert-sign"
+  | "crl-sign"
+  | "no-digital-signature"
+  | "bad-spiffe-grammar"
+  | "bad-shape";
+
+export const BAD_LEAF_KINDS: readonly Exclude<TestLeafKind, "good">[] = [
+  "other-ca",
+  "ca-true",
+  "two-uri-sans",
+  "no-uri-san",
+  "other-trust-domain",
+  "expired",
+  "key-cert-sign",
+  "crl-sign",
+  "no-digital-signature",
+  "bad-spiffe-grammar",
+  "bad-shape",
+];
+
+export function createTestCa(name = "TicketToken test CA"): ReturnType<typeof createRootCa> {
+  return createRootCa({ commonName: name });
+}
+
+const HOUR = 3_600_000;
+
+/**
+ * A leaf for `workload` signed by `ca` (or, for "other-ca", by a fresh CA
+ * the caller does not trust) that is wrong in the one way `kind` names.
+ */
+export async function issueTestLeaf(
+  ca: CaMaterial,
+  kind: TestLeafKind,
+  opts: { workload?: string; env?: string; now?: Date } = {},
+): Promise<IssuedCert> {
+  const workload = opts.workload ?? "ticket-service";
+  const env = opts.env ?? "dev";
+  const now = opts.now ?? new Date();
+  const id = workloadSpiffeId(workload, env);
+  const base = {
+    subject: `CN=${workload}, O=TicketToken`,
+    uris: [id],
+    dnsNames: [workload, "localhost"],
+    ips: ["127.0.0.1"],
+    notBefore: new Date(now.getTime() - HOUR),
+    notAfter: new Date(now.getTime() + HOUR),
+  };
+  const F = x509.KeyUsageFlags;
+  switch (kind) {
+    case "good":
+      return issueWorkloadLeaf(ca, { workload, env, now });
+    case "other-ca":
+      return issueWorkloadLeaf(await createRootCa({ commonName: "Intruder CA" }), { workload, env, now });
+    case "ca-true":
+      return issueCertificate(ca, { ...base, isCa: true });
+    case "two-uri-sans":
+      return issueCertificate(ca, { ...base, uris: [id, workloadSpiffeId("payment-service", env)] });
+    case "no-uri-san":
+      return issueCertificate(ca, { ...base, uris: [] });
+    case "other-trust-domain":
+      return issueCertificate(ca, { ...base, uris: [workloadSpiffeId(workload, env, "evil.example")] });
+    case "expired":
+      return issueCertificate(ca, { ...base, notBefore: new Date(now.getTime() - 48 * HOUR), notAfter: new Date(now.getTime() - HOUR) });
+    case "key-cert-sign":
+      return issueCertificate(ca, { ...base, keyUsage: F.digitalSignature | F.keyCertSign });
+    case "crl-sign":
+      return issueCertificate(ca, { ...base, keyUsage: F.digitalSignature | F.cRLSign });
+    case "no-digital-signature":
+      return issueCertificate(ca, { ...base, keyUsage: F.keyEncipherment });
+    case "bad-spiffe-grammar":
+      return issueCertificate(ca, { ...base, uris: [`spiffe://${TRUST_DOMAIN}/ns/${env}/sa/../${workload}`] });
+    case "bad-shape":
+      return issueCertificate(ca, { ...base, uris: [`spiffe://${TRUST_DOMAIN}/${workload}`] });
+  }
+}

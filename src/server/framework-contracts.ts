@@ -1,0 +1,40 @@
+/**
+ * Contracts for the framework's own services (health, reflection). They have
+ * no .proto options of ours to generate from, so the contract is derived from
+ * the descriptor at start-up: same access-rule shape as generated contracts,
+ * so the auth interceptors treat them like any other service.
+ */
+import type { DescService } from "@bufbuild/protobuf";
+import type { MethodContract, MethodContracts, ServiceContract } from "../contract/types.ts";
+import { defineServiceContract } from "../contract/define.ts";
+import { defaultRpcPort, OPERATOR_WORKLOAD, WORKLOAD_NAMES, type ServiceName, type WorkloadName } from "../identity/workloads.ts";
+
+/** Every workload may probe health (load balancers, peers, operators). */
+export const HEALTH_CALLERS: readonly WorkloadName[] = WORKLOAD_NAMES;
+
+/** Reflection exposes the whole schema: operators only. */
+export const REFLECTION_CALLERS: readonly WorkloadName[] = [OPERATOR_WORKLOAD];
+
+export function frameworkContract<S extends DescService>(
+  service: S,
+  host: ServiceName,
+  callers: readonly WorkloadName[],
+): ServiceContract<S> {
+  const access = Object.freeze({ callers: Object.freeze([...callers]), scopes: Object.freeze([]) });
+  const methods: Record<string, MethodContract> = {};
+  for (const method of service.methods) {
+    methods[method.localName] = Object.freeze({
+      path: `/${service.typeName}/${method.name}`,
+      access,
+      // Health and reflection only read state: safe to retry and hedge.
+      idempotency: "no_side_effects",
+      idempotencyKey: false,
+    });
+  }
+  return defineServiceContract(service, {
+    name: host,
+    defaultPort: defaultRpcPort(host),
+    // Built from the descriptor's own method list, so it is complete by construction.
+    methods: Object.freeze(methods) as MethodContracts<S>,
+  });
+}
