@@ -1,0 +1,165 @@
+/**
+ * The per-call JWT (spec section 4): minted fresh for every call and retry,
+ * verified on every call with keys chosen by the mTLS peer's identity.
+ */
+import { randomBytes } from "node:crypto";
+import { CompactSign, type JWK } from "jose";
+import { contextTokenHash } from "./context-token.ts";
+import { quote, unauthenticated } from "./errors.ts";
+import {
+  assertP256,
+  CLOCK_SKEW_SECONDS,
+  createVerifyKeyCache,
+  importSigningKey,
+  SIGNING_ALG,
+  timeWindowProblem,
+  verifyStrictJws,
+} from "./keys.ts";
+import type { ReplayCache } from "./replay-cache.ts";
+
+export const CALL_TOKEN_TYPE = "svc-call+jwt";
+export const CALL_TOKEN_LIFETIME_SECONDS = 60;
+
+export interface CallClaims {
+  iss: string;
+  sub: string;
+  aud: string;
+  mth: string;
+  iat: number;
+  exp: number;
+  jti: string;
+  /** base64url(SHA-256(context token)) when one travels with the call. */
+  ctx?: string;
+}
+
+export interface MintCallTokenInput {
+  /** Callee SPIFFE ID. */
+  audience: string;
+  /** "/pkg.Service/Method" */
+  method: string;
+  /** The context token forwarded with this call, if any. */
+  contextToken?: string | undefined;
+}
+
+export interface CallTokenMinter {
+  mint(input: MintCallTokenInput): Promise<string>;
+}
+
+const LABEL = "call token";
+const encoder = new TextEncoder();
+// 128 random bits -> 22 base64url chars; the last char holds only 2 bits, so it is one of A/Q/g/w.
+const JTI = /^[A-Za-z0-9_-]{21}[AQgw]$/;
+
+export function createCallTokenMinter(options: {
+  /** Caller SPIFFE ID: iss and sub. */
+  identity: string;
+  /** Caller's private ES256 JWK; kid is computed when absent. */
+  key: JWK;
+  /** Clock in epoch milliseconds. */
+  now?: () => number;
+}): CallTokenMinter {
+  const { identity, key, now = Date.now } = options;
+  if (typeof identity !== "string" || identity.length === 0) throw new TypeError("identity must be a SPIFFE ID");
+  assertP256(key, true);
+  const signer = importSigningKey(key);
+  signer.catch(() => {}); // surfaced by mint(); avoids an unhandled rejection at startup
+  let header: { alg: string; typ: string; kid: string } | undefined;
+
+  return {
+    async mint({ audience, method, contextToken }) {
+      const { key: signingKey, kid } = await signer;
+      header ??= { alg: SIGNING_ALG, typ: CALL_TOKEN_TYPE, kid };
+      const iat = Math.floor(now() / 1000);
+      const claims: CallClaims = {
+        iss: identity,
+        sub: identity,
+        aud: audience,
+        mth: method,
+        iat,
+        exp: iat + CALL_TOKEN_LIFETIME_SECONDS,
+        jti: randomBytes(16).toString("base64url"),
+      };
+      if (contextToken !== undefined) claims.ctx = contextTokenHash(contextToken);
+      return new CompactSign(encoder.encode(JSON.stringify(claims))).setProtectedHeader(header).sign(signingKey);
+    },
+  };
+}
+
+export interface VerifyCallInput {
+  /** SPIFFE ID of the mTLS peer, parsed from its certificate. */
+  peer: string;
+  /** The routed method, "/pkg.Service/Method". */
+  method: string;
+  /** The context token that accompanies the call, if any. */
+  contextToken?: string | undefined;
+}
+
+export interface CallTokenVerifier {
+  verify(authorizationValues: readonly string[] | undefined, input: VerifyCallInput): Promise<CallClaims>;
+}
+
+export function createCallTokenVerifier(options: {
+  /** This server's SPIFFE ID: the only accepted aud. */
+  self: string;
+  /** Public keys published for exactly that identity, so one service's key never verifies another's token. */
+  keysFor: (peer: string) => readonly JWK[] | undefined;
+  replayCache: ReplayCache;
+  /** Clock in epoch milliseconds. */
+  now?: () => number;
+}): CallTokenVerifier {
+  const { self, keysFor, replayCache, now = Date.now } = options;
+  const cache = createVerifyKeyCache();
+
+  return {
+    async verify(values, { peer, method, contextToken }) {
+      if (values === undefined || values.length === 0) throw unauthenticated("no authorization value");
+      if (values.length !== 1) throw unauthenticated(`expected exactly one authorization value, got ${values.length}`);
+      const value = values[0]!;
+      if (typeof value !== "string" || !value.startsWith("Bearer ")) {
+        throw unauthenticated("authorization value is not a Bearer token");
+      }
+      const c = await verifyStrictJws(value.slice(7), {
+        label: LABEL,
+        typ: CALL_TOKEN_TYPE,
+        keys: keysFor(peer),
+        keyOwner: `peer ${peer}`,
+        cache,
+      });
+
+      // Signature is good from here on: the claims are the peer's own words.
+      if (c.iss !== peer) throw unauthenticated(`${LABEL} iss ${quote(c.iss)} is not the mTLS peer ${peer}`);
+      if (c.sub !== peer) throw unauthenticated(`${LABEL} sub ${quote(c.sub)} is not the mTLS peer ${peer}`);
+      const aud = c.aud;
+      if (typeof aud !== "string") {
+        throw unauthenticated(
+          Array.isArray(aud) ? `${LABEL} aud is an array; a single string is required` : `${LABEL} aud missing or not a string`,
+        );
+      }
+      if (aud !== self) throw unauthenticated(`${LABEL} aud mismatch: got ${quote(aud)}`);
+      if (c.mth !== method) throw unauthenticated(`${LABEL} mth mismatch: got ${quote(c.mth)} for ${method}`);
+      const jti = c.jti;
+      if (jti === undefined) throw unauthenticated(`${LABEL} jti missing`);
+      if (typeof jti !== "string" || !JTI.test(jti)) throw unauthenticated(`${LABEL} jti ${quote(jti)} is not 128 bits base64url`);
+      const problem = timeWindowProblem(c, CALL_TOKEN_LIFETIME_SECONDS, now() / 1000);
+      if (problem !== undefined) throw unauthenticated(`${LABEL} ${problem}`);
+
+      const ctx = c.ctx;
+      if (contextToken !== undefined) {
+        if (ctx === undefined) throw unauthenticated(`${LABEL} has no ctx but a context token was forwarded`);
+        if (ctx !== contextTokenHash(contextToken)) throw unauthenticated(`${LABEL} ctx does not match the forwarded context token`);
+      } else if (ctx !== undefined) {
+        throw unauthenticated(`${LABEL} carries ctx but no context token was forwarded`);
+      }
+
+      // Last, so tokens rejected above never take a replay-cache slot.
+      const exp = c.exp as number;
+      const verdict = await replayCache.check(jti, exp + CLOCK_SKEW_SECONDS);
+      if (verdict === "replayed") throw unauthenticated(`${LABEL} jti ${jti} replayed`);
+      if (verdict !== "fresh") throw unauthenticated(`replay cache is ${verdict}; failing closed`);
+
+      const claims: CallClaims = { iss: peer, sub: peer, aud, mth: method, iat: c.iat as number, exp, jti };
+      if (ctx !== undefined) claims.ctx = ctx as string;
+      return claims;
+    },
+  };
+}
