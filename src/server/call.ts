@@ -12,8 +12,8 @@ import type { MethodContract } from "../contract/types.ts";
 export interface PeerInfo {
   /** "ip:port" of the peer. */
   readonly address: string;
-  /** DER of the verified client certificate, if the connection is mTLS. */
-  certificate(): Uint8Array | undefined;
+  /** The verified client certificate (DER + SHA-256 fingerprint), if the connection is mTLS. */
+  certificate(): { readonly raw: Uint8Array; readonly fingerprint256?: string } | undefined;
 }
 
 export const peerKey = createContextKey<PeerInfo | undefined>(undefined, { description: "tt-rpc peer" });

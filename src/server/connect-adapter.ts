@@ -27,7 +27,8 @@ function peerOf(req: http.IncomingMessage | http2.Http2ServerRequest): PeerInfo 
     address: `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`,
     certificate() {
       if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
-      return socket.getPeerCertificate().raw;
+      const cert = socket.getPeerCertificate();
+      return cert.raw ? cert : undefined;
     },
   };
 }

@@ -25,8 +25,9 @@ function peerOf(call: AnyServerCall): PeerInfo {
   return {
     address: call.getPeer(),
     certificate() {
+      // Present only when the TLS layer verified the chain (socket.authorized).
       const cert = call.getAuthContext().sslPeerCertificate;
-      return cert?.raw;
+      return cert?.raw ? cert : undefined;
     },
   };
 }

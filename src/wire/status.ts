@@ -16,9 +16,19 @@ export function isServiceError(e: unknown): e is ServiceError {
   return e instanceof Error && typeof (e as Partial<ServiceError>).code === "number" && "metadata" in e;
 }
 
-/** Client side: a grpc-js error becomes a ConnectError with the same code, trailers and details. */
+// TLS handshake failures: our certificate refused, theirs untrusted, or not the identity we meant to call.
+const TLS_FAILURE = /tt-rpc: server identity|alert|certificate|self.signed|unable to (get|verify)|wrong version number|unsupported protocol|no protocols available/i;
+
+/**
+ * Client side: a grpc-js error becomes a ConnectError with the same code,
+ * trailers and details. A connection that failed its mTLS handshake is not a
+ * transient outage: it becomes UNAUTHENTICATED (never retried) with the reason.
+ */
 export function connectErrorFromGrpc(e: ServiceError | StatusObject): ConnectError {
   const trailers = e.metadata ? metadataToHeaders(e.metadata) : new Headers();
+  if (e.code === 14 && TLS_FAILURE.test(e.details)) {
+    return new ConnectError(`mTLS handshake failed: ${e.details}`, Code.Unauthenticated, trailers);
+  }
   const err = new ConnectError(e.details, e.code as number as Code, trailers);
   const raw = e.metadata?.get(DETAILS_KEY)[0];
   if (raw instanceof Uint8Array) {

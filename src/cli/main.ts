@@ -1,0 +1,55 @@
+/**
+ * tt-rpc: the TicketToken RPC command line.
+ */
+import { runCerts } from "./certs.ts";
+import { runContextToken } from "./context-token.ts";
+import { stdio } from "./io.ts";
+import { runMesh } from "./mesh.ts";
+import { runServe } from "./serve.ts";
+import { runToken } from "./token.ts";
+
+const USAGE = `usage: tt-rpc <command> [options]
+  certs init|rotate|rotate-jwt|show   manage the dev PKI (CA, service certificates, JWT keys, trust bundle)
+  token                               mint a single-use call token for grpcurl / buf curl
+  context-token                       mint a signed tenant/user context token (development edge)
+  mesh                                run every service locally over mTLS (creates the dev PKI on first run)
+  serve <service>                     run one service from existing certificates (fails closed without them)
+Run \`tt-rpc <command> --help\` for a command's options.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "certs":
+      return runCerts(rest);
+    case "token":
+      return runToken(rest);
+    case "context-token":
+      return runContextToken(rest);
+    case "mesh":
+      return runMesh(rest);
+    case "serve":
+      return runServe(rest);
+    case "help":
+    case "--help":
+    case "-h":
+      stdio.out(USAGE);
+      return 0;
+    default:
+      stdio.err(command === undefined ? USAGE : `unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isEntry) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      // The mesh keeps running until a signal; other commands exit when done.
+      if (code !== -1) process.exitCode = code;
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}

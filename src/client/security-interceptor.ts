@@ -1,0 +1,38 @@
+/**
+ * Client side of the secure call path: every attempt gets a fresh call token
+ * (aud = the target's SPIFFE ID, mth = the method), and the context token of
+ * the call being served (or one set explicitly by the edge) travels unchanged.
+ * Innermost in the chain, so a retry never reuses a token.
+ */
+import type { Interceptor } from "@connectrpc/connect";
+import { createCallTokenMinter, type CallTokenMinter } from "../auth/call-token.ts";
+import { AUTHORIZATION_HEADER, CONTEXT_TOKEN_HEADER } from "../auth/call-context.ts";
+import type { MaterialSource } from "../identity/material.ts";
+import { currentCallScope } from "../observability/call-scope.ts";
+
+/** Mints with the current JWT key, rebuilding the minter when the key rotates. */
+export function rotatingMinter(material: MaterialSource): CallTokenMinter {
+  let kid: string | undefined;
+  let minter: CallTokenMinter | undefined;
+  return {
+    mint(input) {
+      const { workload } = material.current();
+      if (!minter || workload.jwt.current.kid !== kid) {
+        kid = workload.jwt.current.kid;
+        minter = createCallTokenMinter({ identity: workload.spiffeId, key: workload.jwt.current });
+      }
+      return minter.mint(input);
+    },
+  };
+}
+
+export function callTokenInterceptor(minter: CallTokenMinter, audience: string): Interceptor {
+  return (next) => async (req) => {
+    const explicit = req.header.get(CONTEXT_TOKEN_HEADER);
+    const contextToken = explicit ?? currentCallScope()?.contextToken;
+    if (contextToken !== undefined && explicit === null) req.header.set(CONTEXT_TOKEN_HEADER, contextToken);
+    const token = await minter.mint({ audience, method: `/${req.service.typeName}/${req.method.name}`, contextToken });
+    req.header.set(AUTHORIZATION_HEADER, `Bearer ${token}`);
+    return next(req);
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * The sockets: an mTLS listener whose connections are handed to grpc-js (gRPC)
+ * and, optionally, an mTLS HTTP/2 + HTTP/1.1 listener for the Connect
+ * protocol (connect-node). Both reload their certificate, key and trust roots
+ * when the material changes; new connections use the new material, and a
+ * connection age cap makes old ones go away.
+ */
+import * as http2 from "node:http2";
+import * as tls from "node:tls";
+import type { AddressInfo, Server as NetServer } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import type { MaterialSource } from "../identity/material.ts";
+import type { Logger } from "../observability/logger.ts";
+import { mtlsServerOptions, secureContextOptions } from "./tls-options.ts";
+
+export interface Listener {
+  readonly port: number;
+  /** Stops accepting; existing connections get GOAWAY and up to graceMs to finish. */
+  close(graceMs: number): Promise<void>;
+}
+
+function listen(server: NetServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function reloadOnChange(server: tls.Server, material: MaterialSource, logger: Logger): () => void {
+  return material.onChange((m) => {
+    server.setSecureContext(secureContextOptions(m));
+    logger.info({ notAfter: m.workload.notAfter.toISOString() }, "TLS material reloaded");
+  });
+}
+
+function logHandshakeFailures(server: tls.Server, logger: Logger): void {
+  server.on("tlsClientError", (err, socket) => {
+    logger.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: err.message }, "TLS handshake rejected");
+  });
+}
+
+/** gRPC over mTLS: we own the TLS server (TLS 1.3, reload), grpc-js owns HTTP/2 and gRPC. */
+export async function listenGrpc(opts: {
+  grpcServer: grpc.Server;
+  material: MaterialSource;
+  host: string;
+  port: number;
+  logger: Logger;
+}): Promise<Listener> {
+  const injector = opts.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const server = tls.createServer(mtlsServerOptions(opts.material.current(), ["h2"]), (socket) => {
+    socket.on("error", () => {}); // reset by peer etc.; grpc-js reports call-level errors
+    injector.injectConnection(socket);
+  });
+  logHandshakeFailures(server, opts.logger);
+  const unsubscribe = reloadOnChange(server, opts.material, opts.logger);
+  const port = await listen(server, opts.host, opts.port);
+  return {
+    port,
+    close(graceMs) {
+      unsubscribe();
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        injector.drain(graceMs);
+        // tls.Server.close waits for every socket; drain() destroys stragglers after graceMs.
+        setTimeout(() => {
+          injector.destroy();
+          resolve();
+        }, graceMs + 50).unref();
+      });
+    },
+  };
+}
+
+/** The Connect protocol (and gRPC for the benchmark) over mTLS, served by connect-node. */
+export async function listenConnect(opts: {
+  handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+  material: MaterialSource;
+  host: string;
+  port: number;
+  logger: Logger;
+  maxConnectionAgeMs: number;
+}): Promise<Listener> {
+  const server = http2.createSecureServer({ ...mtlsServerOptions(opts.material.current(), ["h2", "http/1.1"]), allowHTTP1: true }, opts.handler);
+  logHandshakeFailures(server, opts.logger);
+  const unsubscribe = reloadOnChange(server, opts.material, opts.logger);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const sockets = new Set<tls.TLSSocket>();
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    // Connection age cap: GOAWAY after maxConnectionAgeMs so rotated identities and new pods take over.
+    const age = setTimeout(() => session.close(), opts.maxConnectionAgeMs);
+    age.unref();
+    session.once("close", () => {
+      clearTimeout(age);
+      sessions.delete(session);
+    });
+  });
+  server.on("secureConnection", (socket: tls.TLSSocket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  const port = await listen(server, opts.host, opts.port);
+  return {
+    port,
+    close(graceMs) {
+      unsubscribe();
+      return new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          for (const s of sessions) s.destroy();
+          for (const s of sockets) s.destroy();
+          resolve();
+        }, graceMs);
+        force.unref();
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        for (const s of sessions) s.close();
+        // HTTP/1.1 keep-alive sockets have no GOAWAY: end them.
+        for (const s of sockets) if (!s.alpnProtocol || s.alpnProtocol === "http/1.1") s.end();
+      });
+    },
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * One structured log line per call: method, caller, tenant, code, duration,
+ * request id, attempt. Outermost in the chain, so rejected calls are logged
+ * too. Never logs headers, tokens or messages.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { callContextKey } from "../auth/call-context.ts";
+import type { Logger } from "../observability/logger.ts";
+import { REQUEST_ID_HEADER } from "../observability/headers.ts";
+import type { CallResult, ServerCall, ServerInterceptor } from "./call.ts";
+
+export const ATTEMPT_HEADER = "tt-attempt";
+
+export type CallObserver = (info: { call: ServerCall; code: Code | 0; durationMs: number }) => void;
+
+export function loggingInterceptor(logger: Logger, observe?: CallObserver): ServerInterceptor {
+  return (next) => async (call) => {
+    const start = performance.now();
+    const finish = (code: Code | 0, err?: unknown) => {
+      const durationMs = performance.now() - start;
+      observe?.({ call, code, durationMs });
+      const ctx = call.context.values.get(callContextKey);
+      const line = {
+        method: call.contract.path,
+        protocol: call.protocol,
+        peer: ctx?.caller.workload ?? call.peer?.address,
+        tenant: ctx?.tenantId,
+        code: code === 0 ? "OK" : Code[code],
+        durationMs: Math.round(durationMs * 1000) / 1000,
+        requestId: call.context.requestHeader.get(REQUEST_ID_HEADER) ?? undefined,
+        attempt: Number(call.context.requestHeader.get(ATTEMPT_HEADER) ?? 1),
+        ...(err && code !== 0 ? { error: (err as ConnectError).rawMessage ?? String(err) } : {}),
+      };
+      if (code === 0) logger.info(line, "rpc");
+      else logger.warn(line, "rpc");
+    };
+    let result: CallResult;
+    try {
+      result = await next(call);
+    } catch (err) {
+      finish(err instanceof ConnectError ? err.code : Code.Internal, err);
+      throw err;
+    }
+    if (result.kind === "unary") {
+      finish(0);
+      return result;
+    }
+    // Streams are logged when they end.
+    const messages = result.messages;
+    return {
+      kind: "stream",
+      messages: (async function* () {
+        try {
+          yield* messages;
+          finish(0);
+        } catch (err) {
+          finish(err instanceof ConnectError ? err.code : Code.Internal, err);
+          throw err;
+        }
+      })(),
+    };
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * The server's security chain, always installed first and impossible to turn
+ * off: peer certificate -> per-call JWT -> context token -> authorization from
+ * the contract -> tenant check; then the verified context is bound for the
+ * handler and for the calls it makes. Failures are UNAUTHENTICATED or
+ * PERMISSION_DENIED with a generic message; the reason goes to the log.
+ */
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { AuthError, unauthenticated } from "../auth/errors.ts";
+import { authorize } from "../auth/authorize.ts";
+import { createCallTokenVerifier } from "../auth/call-token.ts";
+import { createContextTokenVerifier, type CallContext } from "../auth/context-token.ts";
+import { createReplayCache, type ReplayCache } from "../auth/replay-cache.ts";
+import { AUTHORIZATION_HEADER, CONTEXT_TOKEN_HEADER, callContextKey, type VerifiedCallContext } from "../auth/call-context.ts";
+import type { MaterialSource } from "../identity/material.ts";
+import type { Logger } from "../observability/logger.ts";
+import { runInCallScope } from "../observability/call-scope.ts";
+import { REQUEST_ID_HEADER, TRACEPARENT_HEADER } from "../observability/headers.ts";
+import { createPeerIdentityResolver } from "./peer-identity.ts";
+import type { ServerInterceptor } from "./call.ts";
+
+export interface SecurityOptions {
+  readonly material: MaterialSource;
+  readonly logger: Logger;
+  readonly replayCache?: ReplayCache;
+  readonly now?: () => number;
+}
+
+/** Splits a header that may carry several values ("a, b"); JWTs never contain ", ". */
+function headerValues(headers: Headers, name: string): string[] | undefined {
+  const raw = headers.get(name);
+  return raw === null ? undefined : raw.split(", ");
+}
+
+/** Verified context tokens, cached until they expire: a fan-out reuses one token for many calls. */
+function createContextCache(max = 10_000) {
+  const cache = new Map<string, CallContext>();
+  return {
+    get(token: string, nowSec: number): CallContext | undefined {
+      const hit = cache.get(token);
+      if (hit && hit.expiresAt > nowSec) return hit;
+      if (hit) cache.delete(token);
+      return undefined;
+    },
+    set(token: string, ctx: CallContext): void {
+      if (cache.size >= max) cache.delete(cache.keys().next().value!);
+      cache.set(token, ctx);
+    },
+  };
+}
+
+export function securityInterceptor(options: SecurityOptions): ServerInterceptor {
+  const { material, logger } = options;
+  const now = options.now ?? Date.now;
+  const self = material.current().workload;
+  const peers = createPeerIdentityResolver({ trustDomain: material.current().bundle.trustDomain, env: self.env });
+  const callTokens = createCallTokenVerifier({
+    self: self.spiffeId,
+    keysFor: (peer) => material.current().bundle.jwtKeys.get(peer),
+    replayCache: options.replayCache ?? createReplayCache({ now }),
+    now,
+  });
+  const contextTokens = createContextTokenVerifier({ keys: () => material.current().bundle.contextKeys, now });
+  const contextCache = createContextCache();
+
+  async function verifyContext(token: string | undefined): Promise<CallContext | undefined> {
+    if (token === undefined) return undefined;
+    const cached = contextCache.get(token, Math.floor(now() / 1000));
+    if (cached) return cached;
+    const ctx = await contextTokens.verify(token);
+    contextCache.set(token, ctx);
+    return ctx;
+  }
+
+  return (next) => async (call) => {
+    const headers = call.context.requestHeader;
+    let verified: VerifiedCallContext;
+    let contextToken: string | undefined;
+    try {
+      const caller = peers.identify(call.peer);
+      const contextValues = headerValues(headers, CONTEXT_TOKEN_HEADER);
+      if (contextValues && contextValues.length !== 1) throw unauthenticated(`expected at most one ${CONTEXT_TOKEN_HEADER} value`);
+      contextToken = contextValues?.[0];
+      await callTokens.verify(headerValues(headers, AUTHORIZATION_HEADER), {
+        peer: caller.spiffeId,
+        method: call.contract.path,
+        contextToken,
+      });
+      const ctx = await verifyContext(contextToken);
+      verified = {
+        caller,
+        tenantId: ctx?.tenantId,
+        userId: ctx?.userId,
+        scopes: ctx?.scopes ?? [],
+        txn: ctx?.txn,
+      };
+      authorize(call.contract, verified, call.request);
+    } catch (err) {
+      throw rejection(err, call.contract.path, call.peer?.address, logger);
+    }
+    call.context.values.set(callContextKey, verified);
+    const timeoutMs = call.context.timeoutMs();
+    return runInCallScope(
+      {
+        contextToken,
+        deadline: timeoutMs === undefined ? undefined : now() + timeoutMs,
+        requestId: headers.get(REQUEST_ID_HEADER) ?? randomUUID(),
+        traceparent: headers.get(TRACEPARENT_HEADER) ?? undefined,
+        signal: call.context.signal,
+      },
+      () => next(call),
+    );
+  };
+}
+
+function rejection(err: unknown, method: string, peer: string | undefined, logger: Logger): ConnectError {
+  if (err instanceof AuthError) {
+    logger.warn({ method, peer, reason: err.reason, kind: err.kind }, "call rejected");
+    return err.kind === "permission_denied"
+      ? new ConnectError("permission denied", Code.PermissionDenied)
+      : new ConnectError("unauthenticated", Code.Unauthenticated);
+  }
+  // Anything else failing here is a bug in verification itself: fail closed.
+  logger.error({ method, peer, err }, "authentication failed unexpectedly");
+  return new ConnectError("unauthenticated", Code.Unauthenticated);
+}
