@@ -1,0 +1,14 @@
+/**
+ * @tickettoken/rpc: the public face. Generated contracts and clients live
+ * under "@tickettoken/rpc/gen/tickettoken/<service>/v1/<service>_service_rpc.ts".
+ */
+export { createServer, type RpcServer, type ServerOptions } from "./server/server.ts";
+export { implement, type ServiceRegistration } from "./server/routes.ts";
+export type { ServerInterceptor, ServerCall, ServerNext, CallResult } from "./server/call.ts";
+export { createServiceClient, createServiceTransport, closeClient, type ServiceClientOptions } from "./client/service-client.ts";
+export { callContext, CONTEXT_TOKEN_HEADER, type VerifiedCallContext, type CallerIdentity } from "./auth/call-context.ts";
+export { createMaterialSource, type MaterialSource, type IdentityMaterial } from "./identity/material.ts";
+export { createContextTokenMinter } from "./auth/context-token.ts";
+export { createLogger, type Logger } from "./observability/logger.ts";
+export type { ServiceContract, MethodContract, AccessRule } from "./contract/types.ts";
+export { Code, ConnectError } from "@connectrpc/connect";
