@@ -42,6 +42,8 @@ export function createServiceTransport(contract: ServiceContract, options: Servi
   return createGrpcJsTransport({
     address,
     credentials: mtlsChannelCredentials(identity, server),
+    // SNI names the service (an IP is not a valid server name); identity is checked by SPIFFE ID anyway.
+    channelOptions: { "grpc.ssl_target_name_override": contract.name },
     interceptors: [contextPropagationInterceptor(), ...(options.interceptors ?? []), callTokenInterceptor(rotatingMinter(identity), server)],
   });
 }

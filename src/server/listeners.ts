@@ -29,6 +29,20 @@ function listen(server: NetServer, host: string, port: number): Promise<number> 
   });
 }
 
+/**
+ * TLS 1.3 has no renegotiation, so a connection's peer certificate never
+ * changes: read it once instead of on every call (the per-call
+ * getPeerCertificate() was ~13% of server CPU in the full-chain profile).
+ */
+function memoizePeerCertificate(socket: tls.TLSSocket): void {
+  const read = socket.getPeerCertificate.bind(socket);
+  let cached: tls.PeerCertificate | undefined;
+  socket.getPeerCertificate = ((detailed?: boolean) => {
+    if (detailed) return read(true);
+    return (cached ??= read(false));
+  }) as typeof socket.getPeerCertificate;
+}
+
 function reloadOnChange(server: tls.Server, material: MaterialSource, logger: Logger): () => void {
   return material.onChange((m) => {
     server.setSecureContext(secureContextOptions(m));
@@ -42,6 +56,53 @@ function logHandshakeFailures(server: tls.Server, logger: Logger): void {
   });
 }
 
+/** How long a connection whose client certificate failed verification is kept: long enough to say why. */
+const UNVERIFIED_CONNECTION_MS = 5_000;
+
+/**
+ * A client certificate that fails chain verification (unknown CA, expired)
+ * would make Node drop the connection without a TLS alert, leaving the client
+ * with a retryable "connection failed". Instead the connection is kept briefly:
+ * it carries no verified identity, so every call on it is refused with
+ * UNAUTHENTICATED (the security interceptor), and the reason is logged here.
+ */
+function guardUnverified(socket: tls.TLSSocket, logger: Logger): void {
+  if (socket.authorized) return;
+  logger.warn(
+    { peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: String(socket.authorizationError ?? "no client certificate") },
+    "client certificate not verified: every call on this connection is refused",
+  );
+  setTimeout(() => socket.destroy(), UNVERIFIED_CONNECTION_MS).unref();
+}
+
+/**
+ * Node's HTTP/2 layer treats `authorization` as single-valued and silently
+ * keeps the first of several fields, so "exactly one authorization value"
+ * could not be enforced. The raw header list still has them all: put every
+ * value back, comma-joined, where the security interceptor counts them.
+ */
+function preserveRepeatedAuthorization(server: http2.Http2Server): void {
+  server.prependListener("stream", (_stream, headers, _flags, rawHeaders: string[] | undefined) => {
+    if (!rawHeaders) return;
+    let values: string[] | undefined;
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      if (rawHeaders[i] === "authorization") (values ??= []).push(rawHeaders[i + 1]!);
+    }
+    if (values && values.length > 1) headers.authorization = values.join(", ");
+  });
+}
+
+/** The HTTP/2 server grpc-js creates for an injector (not public API: fail closed if it changes). */
+function injectorHttp2Server(grpcServer: grpc.Server, before: ReadonlySet<unknown>): http2.Http2Server {
+  const servers = (grpcServer as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
+  const created = servers ? [...servers.keys()].filter((s) => !before.has(s)) : [];
+  const candidate = created[0] as { prependListener?: unknown; listen?: unknown } | undefined;
+  if (created.length !== 1 || typeof candidate?.prependListener !== "function" || typeof candidate.listen !== "function") {
+    throw new Error("grpc-js internals changed: cannot install the repeated-authorization guard; refusing to serve");
+  }
+  return created[0] as http2.Http2Server;
+}
+
 /** gRPC over mTLS: we own the TLS server (TLS 1.3, reload), grpc-js owns HTTP/2 and gRPC. */
 export async function listenGrpc(opts: {
   grpcServer: grpc.Server;
@@ -50,9 +111,14 @@ export async function listenGrpc(opts: {
   port: number;
   logger: Logger;
 }): Promise<Listener> {
+  const internals = (opts.grpcServer as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
+  const before = new Set(internals?.keys() ?? []);
   const injector = opts.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  preserveRepeatedAuthorization(injectorHttp2Server(opts.grpcServer, before));
   const server = tls.createServer(mtlsServerOptions(opts.material.current(), ["h2"]), (socket) => {
     socket.on("error", () => {}); // reset by peer etc.; grpc-js reports call-level errors
+    memoizePeerCertificate(socket);
+    guardUnverified(socket, opts.logger);
     injector.injectConnection(socket);
   });
   logHandshakeFailures(server, opts.logger);
@@ -100,6 +166,8 @@ export async function listenConnect(opts: {
     });
   });
   server.on("secureConnection", (socket: tls.TLSSocket) => {
+    memoizePeerCertificate(socket);
+    guardUnverified(socket, opts.logger);
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });

@@ -11,6 +11,11 @@ import type { CallResult, ServerCall, ServerInterceptor } from "./call.ts";
 
 export const ATTEMPT_HEADER = "tt-attempt";
 
+/** The canonical gRPC name ("PERMISSION_DENIED"), as grpcurl and every gRPC tool prints it. */
+export function codeName(code: Code | 0): string {
+  return code === 0 ? "OK" : Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}
+
 export type CallObserver = (info: { call: ServerCall; code: Code | 0; durationMs: number }) => void;
 
 export function loggingInterceptor(logger: Logger, observe?: CallObserver): ServerInterceptor {
@@ -25,7 +30,7 @@ export function loggingInterceptor(logger: Logger, observe?: CallObserver): Serv
         protocol: call.protocol,
         peer: ctx?.caller.workload ?? call.peer?.address,
         tenant: ctx?.tenantId,
-        code: code === 0 ? "OK" : Code[code],
+        code: codeName(code),
         durationMs: Math.round(durationMs * 1000) / 1000,
         requestId: call.context.requestHeader.get(REQUEST_ID_HEADER) ?? undefined,
         attempt: Number(call.context.requestHeader.get(ATTEMPT_HEADER) ?? 1),
