@@ -45,7 +45,7 @@ export async function runContextToken(args: string[], io: CliIo = stdio): Promis
   if (bad) return usageError(io, `malformed scope "${bad}" (expected resource:action, e.g. events:read)`, USAGE);
   try {
     const key = await loadContextSigningKey(values.certs ?? DEFAULT_CERTS_DIR);
-    const minter = createContextTokenMinter({ issuer: workloadSpiffeId("api-gateway"), key: key.current });
+    const minter = createContextTokenMinter({ issuer: workloadSpiffeId("api-gateway"), key: key.signingKey() });
     io.out(await minter.mint({ tenantId: values.tenant, userId: values.user, scopes, ttlSeconds: ttl }));
     return 0;
   } catch (err) {

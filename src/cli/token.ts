@@ -53,7 +53,7 @@ export async function runToken(args: string[], io: CliIo = stdio): Promise<numbe
   }
   try {
     const material = await loadWorkloadMaterial(values.certs ?? DEFAULT_CERTS_DIR, as);
-    const minter = createCallTokenMinter({ identity: material.spiffeId, key: material.jwt.current });
+    const minter = createCallTokenMinter({ identity: material.spiffeId, key: material.jwt.signingKey() });
     const token = await minter.mint({
       audience: workloadSpiffeId(values.aud, material.env),
       method,

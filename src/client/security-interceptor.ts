@@ -10,16 +10,21 @@ import { AUTHORIZATION_HEADER, CONTEXT_TOKEN_HEADER } from "../auth/call-context
 import type { MaterialSource } from "../identity/material.ts";
 import { currentCallScope } from "../observability/call-scope.ts";
 
-/** Mints with the current JWT key, rebuilding the minter when the key rotates. */
+/**
+ * Mints with the JWT key that is due now (a rotated-in key signs only once it
+ * has been published long enough for every verifier to know it), rebuilding
+ * the minter when that key changes.
+ */
 export function rotatingMinter(material: MaterialSource): CallTokenMinter {
   let kid: string | undefined;
   let minter: CallTokenMinter | undefined;
   return {
     mint(input) {
       const { workload } = material.current();
-      if (!minter || workload.jwt.current.kid !== kid) {
-        kid = workload.jwt.current.kid;
-        minter = createCallTokenMinter({ identity: workload.spiffeId, key: workload.jwt.current });
+      const key = workload.jwt.signingKey();
+      if (!minter || key.kid !== kid) {
+        kid = key.kid;
+        minter = createCallTokenMinter({ identity: workload.spiffeId, key });
       }
       return minter.mint(input);
     },

@@ -19,6 +19,13 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
 
 export const JWT_KEY_GRACE_MS = 60 * 60_000;
 
+/**
+ * A new key is published (bundle.json) at once but signs only after this
+ * delay, so every verifier has reloaded the bundle (it polls every 5 s) before
+ * the first token with the new kid arrives: "published before use".
+ */
+export const JWT_KEY_PUBLISH_DELAY_MS = 15_000;
+
 export interface PublicSigningJwk {
   kty: "EC";
   crv: "P-256";
@@ -68,6 +75,15 @@ export async function rotateKeyFile(
 export function toPublicJwk(jwk: PrivateSigningJwk): PublicSigningJwk {
   const { kty, crv, x, y, kid, alg, use } = jwk;
   return { kty, crv, x, y, kid, alg, use };
+}
+
+/**
+ * The key to sign with now: the newest key that has been published for at
+ * least JWT_KEY_PUBLISH_DELAY_MS, or the oldest one if none has (a fresh PKI).
+ */
+export function signingKeyAt(file: SigningKeyFile, now: number = Date.now()): PrivateSigningJwk {
+  const ready = file.keys.find((k) => Date.parse(k.created) + JWT_KEY_PUBLISH_DELAY_MS <= now);
+  return (ready ?? file.keys[file.keys.length - 1]!).jwk;
 }
 
 export function currentKey(file: SigningKeyFile): PrivateSigningJwk {

@@ -42,6 +42,7 @@ import {
   type SigningKeyFile,
   checkPublicJwk,
   currentKey,
+  signingKeyAt,
   newKeyFile,
   parseKeyFile,
   rotateKeyFile,
@@ -60,7 +61,7 @@ export {
   type CertSpec,
   type IssuedCert,
 } from "./cert-issue.ts";
-export { JWT_KEY_GRACE_MS, type PrivateSigningJwk, type PublicSigningJwk, type SigningKeyFile } from "./jwt-keys.ts";
+export { JWT_KEY_GRACE_MS, JWT_KEY_PUBLISH_DELAY_MS, type PrivateSigningJwk, type PublicSigningJwk, type SigningKeyFile } from "./jwt-keys.ts";
 
 const DIR_MODE = 0o700;
 const PRIVATE_MODE = 0o600;
@@ -295,7 +296,8 @@ export interface WorkloadMaterial {
   keyPem: string;
   notAfter: Date;
   /** Signs per-call JWTs. */
-  jwt: { current: PrivateSigningJwk; keys: PrivateSigningJwk[] };
+  /** `current` is the newest key; sign with `signingKey()`, which waits out the publish delay. */
+  jwt: { current: PrivateSigningJwk; keys: PrivateSigningJwk[]; signingKey(now?: number): PrivateSigningJwk };
 }
 
 /**
@@ -343,14 +345,16 @@ export async function loadWorkloadMaterial(
     certPem,
     keyPem,
     notAfter: cert.notAfter,
-    jwt: { current: currentKey(file), keys: file.keys.map((k) => k.jwk) },
+    jwt: { current: currentKey(file), keys: file.keys.map((k) => k.jwk), signingKey: (at?: number) => signingKeyAt(file, at) },
   };
 }
 
 /** The context-token signing key (api-gateway and the CLI mint context tokens). */
-export async function loadContextSigningKey(dir: string): Promise<{ current: PrivateSigningJwk; keys: PrivateSigningJwk[] }> {
+export async function loadContextSigningKey(
+  dir: string,
+): Promise<{ current: PrivateSigningJwk; keys: PrivateSigningJwk[]; signingKey(now?: number): PrivateSigningJwk }> {
   const file = (await readKeyFile(pkiPaths(dir).contextKey, false))!;
-  return { current: currentKey(file), keys: file.keys.map((k) => k.jwk) };
+  return { current: currentKey(file), keys: file.keys.map((k) => k.jwk), signingKey: (at?: number) => signingKeyAt(file, at) };
 }
 
 // ---- internals ----
