@@ -15,7 +15,7 @@
  * token life plus bundle reload delay).
  */
 import { createPrivateKey, createPublicKey } from "node:crypto";
-import { calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
+import { generateSigningKey, thumbprintKid } from "../auth/keys.ts";
 
 export const JWT_KEY_GRACE_MS = 60 * 60_000;
 
@@ -45,12 +45,10 @@ export interface SigningKeyFile {
   keys: Array<{ created: string; jwk: PrivateSigningJwk }>;
 }
 
+/** A fresh ES256 key in our stored form (one generator for the whole code base: src/auth/keys.ts). */
 export async function generateSigningJwk(): Promise<PrivateSigningJwk> {
-  const { privateKey } = await generateKeyPair("ES256", { extractable: true });
-  const { kty, crv, x, y, d } = await exportJWK(privateKey);
-  if (kty !== "EC" || crv !== "P-256" || !x || !y || !d) throw new Error("unexpected ES256 key export");
-  const kid = await calculateJwkThumbprint({ kty, crv, x, y }, "sha256");
-  return { kty: "EC", crv: "P-256", x, y, d, kid, alg: "ES256", use: "sig" };
+  const jwk = await generateSigningKey();
+  return { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y, d: jwk.d!, kid: jwk.kid!, alg: "ES256", use: "sig" };
 }
 
 export async function newKeyFile(now = new Date()): Promise<SigningKeyFile> {
@@ -135,7 +133,7 @@ export async function checkPublicJwk(value: unknown, label: string): Promise<Pub
   } catch {
     throw new Error(`${label} is not a valid P-256 public key`);
   }
-  if (kid !== (await calculateJwkThumbprint({ kty, crv, x, y }, "sha256"))) {
+  if (kid !== (await thumbprintKid({ kty, crv, x, y }))) {
     throw new Error(`${label} kid is not its RFC 7638 thumbprint`);
   }
   return { kty, crv, x, y, kid, alg, use };
