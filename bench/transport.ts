@@ -96,7 +96,7 @@ function wireTransport(kind: "grpc-js" | "connect-node", port: number, client: M
   if (kind === "grpc-js") {
     return createGrpcJsTransport({
       address: `127.0.0.1:${port}`,
-      credentials: mtlsChannelCredentials(client, workloadSpiffeId("ticket-service")),
+      credentials: mtlsChannelCredentials(client, workloadSpiffeId("ticket-service")).credentials,
     });
   }
   return createGrpcTransport({

@@ -1,6 +1,7 @@
 /**
  * tt-rpc: the TicketToken RPC command line.
  */
+import { pathToFileURL } from "node:url";
 import { runCerts } from "./certs.ts";
 import { runContextToken } from "./context-token.ts";
 import { stdio } from "./io.ts";
@@ -40,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+const isEntry = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (isEntry) {
   main(process.argv.slice(2)).then(
     (code) => {

@@ -129,8 +129,8 @@ export async function runMesh(args: string[], io: CliIo = stdio): Promise<number
   const certs = resolve(values.certs ?? DEFAULT_CERTS_DIR);
   const connect = !values["no-connect"];
   const mesh = await startMesh({ certs, host: values.host ?? "127.0.0.1", ...(only ? { only } : {}), connect, io, initPki: true });
-  printHowToCall(io, mesh, certs, connect);
   stopOnSignals(mesh, io);
+  printHowToCall(io, mesh, certs, connect);
   return -1;
 }
 
@@ -149,6 +149,7 @@ export function stopOnSignals(mesh: RunningMesh, io: CliIo): void {
       },
     );
   };
-  process.once("SIGINT", () => stop("SIGINT"));
-  process.once("SIGTERM", () => stop("SIGTERM"));
+  // `on`, not `once`: a second signal during the drain must not kill the process mid-drain.
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
 }

@@ -64,8 +64,9 @@ export async function runServe(args: string[], io: CliIo = stdio): Promise<numbe
       ports: { ...(grpcPort !== undefined ? { grpc: grpcPort } : {}), ...(connectPort !== undefined ? { connect: connectPort } : {}) },
     });
     const server = mesh.servers.get(service)!;
-    io.out(`${service} serving gRPC on ${values.host ?? "127.0.0.1"}:${server.port}${server.connectPort ? `, Connect on ${server.connectPort}` : ""}`);
+    // Handlers first: whoever waits for the readiness line may signal at once.
     stopOnSignals(mesh, io);
+    io.out(`${service} serving gRPC on ${values.host ?? "127.0.0.1"}:${server.port}${server.connectPort ? `, Connect on ${server.connectPort}` : ""}`);
     return -1;
   } catch (err) {
     if (err instanceof PkiError) {

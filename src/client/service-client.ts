@@ -39,13 +39,22 @@ export function createServiceTransport(contract: ServiceContract, options: Servi
   if (!identity) throw new Error(`${contract.name} client: no identity material (certificate, key, JWT key, trust bundle)`);
   const address = options.address ?? resolveAddress(contract.name, contract.defaultPort, options.env ?? process.env);
   const server = workloadSpiffeId(contract.name, identity.current().workload.env, identity.current().bundle.trustDomain);
-  return createGrpcJsTransport({
+  const tls = mtlsChannelCredentials(identity, server);
+  const transport = createGrpcJsTransport({
     address,
-    credentials: mtlsChannelCredentials(identity, server),
+    credentials: tls.credentials,
     // SNI names the service (an IP is not a valid server name); identity is checked by SPIFFE ID anyway.
     channelOptions: { "grpc.ssl_target_name_override": contract.name },
     interceptors: [contextPropagationInterceptor(), ...(options.interceptors ?? []), callTokenInterceptor(rotatingMinter(identity), server)],
   });
+  return {
+    unary: transport.unary.bind(transport),
+    stream: transport.stream.bind(transport),
+    close() {
+      transport.close();
+      tls.dispose();
+    },
+  };
 }
 
 const closers = new WeakMap<object, () => void>();

@@ -16,7 +16,7 @@ type IdentityListener = Parameters<CertificateProvider["addIdentityCertificateLi
 /** Marks server-identity failures so the transport can report them as such. */
 export const SERVER_IDENTITY_ERROR = "tt-rpc: server identity check failed";
 
-function materialProvider(material: MaterialSource): CertificateProvider {
+function materialProvider(material: MaterialSource): CertificateProvider & { dispose(): void } {
   const ca = new Set<CaListener>();
   const identity = new Set<IdentityListener>();
   const publish = () => {
@@ -24,8 +24,13 @@ function materialProvider(material: MaterialSource): CertificateProvider {
     for (const l of ca) l({ caCertificate: Buffer.from(m.bundle.caPem) });
     for (const l of identity) l({ certificate: Buffer.from(m.workload.certPem), privateKey: Buffer.from(m.workload.keyPem) });
   };
-  material.onChange(publish);
+  const unsubscribe = material.onChange(publish);
   return {
+    dispose: () => {
+      unsubscribe();
+      ca.clear();
+      identity.clear();
+    },
     addCaCertificateListener(l) {
       ca.add(l);
       l({ caCertificate: Buffer.from(material.current().bundle.caPem) });
@@ -40,10 +45,14 @@ function materialProvider(material: MaterialSource): CertificateProvider {
   };
 }
 
-export function mtlsChannelCredentials(material: MaterialSource, expectedServer: string): grpc.ChannelCredentials {
+/** mTLS credentials that follow the live material; `dispose` stops following it (on channel close). */
+export function mtlsChannelCredentials(
+  material: MaterialSource,
+  expectedServer: string,
+): { credentials: grpc.ChannelCredentials; dispose(): void } {
   const provider = materialProvider(material);
   const trustDomain = material.current().bundle.trustDomain;
-  return grpc.experimental.createCertificateProviderChannelCredentials(provider, provider, {
+  const credentials = grpc.experimental.createCertificateProviderChannelCredentials(provider, provider, {
     checkServerIdentity(_host: string, cert: PeerCertificate): Error | undefined {
       try {
         const id = inspectPeerLeaf(cert.raw, { trustDomain });
@@ -54,4 +63,5 @@ export function mtlsChannelCredentials(material: MaterialSource, expectedServer:
       }
     },
   });
+  return { credentials, dispose: () => provider.dispose() };
 }

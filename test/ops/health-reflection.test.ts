@@ -1,54 +1,74 @@
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
+/**
+ * Health and reflection as createServer serves them: over mTLS, under the
+ * same per-call token security as every contract. Health is open to every
+ * workload (here payment-service through the framework client); reflection
+ * to operators only (raw grpc-js stream with the ops certificate and token).
+ */
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, type Message } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createHandlerContext } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createServiceClient } from "../../src/client/service-client.ts";
+import { createCallTokenMinter } from "../../src/auth/call-token.ts";
+import { closeClient, createServiceClient } from "../../src/client/service-client.ts";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../src/gen/grpc/health/v1/health_pb.ts";
 import * as v1 from "../../src/gen/grpc/reflection/v1/reflection_pb.ts";
+import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { loadWorkloadMaterial } from "../../src/identity/pki.ts";
+import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
 import { silentLogger } from "../../src/observability/logger.ts";
 import { frameworkContract, HEALTH_CALLERS } from "../../src/server/framework-contracts.ts";
-import { createHealth } from "../../src/server/health.ts";
-import { createReflection } from "../../src/server/reflection.ts";
+import { implement } from "../../src/server/routes.ts";
 import { createServer, type RpcServer } from "../../src/server/server.ts";
 import { methodCodec } from "../../src/wire/codec.ts";
+import { createTestPki, type TestPki } from "../support/pki.ts";
 
-const run = promisify(execFile);
-const HOST = "api-gateway";
-const SVC = "tickettoken.test.v1.Probe";
+const HOST = "ticket-service";
+const SVC = TicketServiceContract.service.typeName; // "tickettoken.ticket.v1.TicketService"
 
-// Plaintext for this test only (buf curl against 127.0.0.1); mTLS arrives with the security work.
-let server: RpcServer;
+let pki: TestPki;
+let server: RpcServer | undefined;
 let address: string;
-const health = createHealth();
+const clients: object[] = [];
 
 beforeAll(async () => {
-  health.setStatus(SVC, "SERVING");
+  pki = await createTestPki();
   server = await createServer({
-    services: [health.registration(HOST), ...createReflection([Health]).registrations(HOST)],
+    identity: await pki.material(HOST),
+    services: [
+      implement(TicketServiceContract, {
+        getTicketStatus: (req) => ({ ticketId: req.ticketId, status: TicketStatus.SOLD, canRefund: true }),
+      }),
+    ],
     port: 0,
-    tls: "plaintext",
     logger: silentLogger(),
   });
+  server.health.setStatus(SVC, "SERVING");
   address = `127.0.0.1:${server.port}`;
 });
 
 afterAll(async () => {
+  clients.forEach((c) => closeClient(c));
   const t0 = Date.now();
   await server?.stop(5_000);
   // Cancelled Watch calls must not hold shutdown for the whole grace period.
   expect(Date.now() - t0).toBeLessThan(5_000);
+  pki?.cleanup();
 });
 
-function healthClient() {
-  return createServiceClient(frameworkContract(Health, HOST, HEALTH_CALLERS), { address, tls: "plaintext" });
+async function healthClient() {
+  const client = createServiceClient(frameworkContract(Health, HOST, HEALTH_CALLERS), {
+    identity: await pki.material("payment-service"),
+    address,
+  });
+  clients.push(client);
+  return client;
 }
 
-describe("grpc.health.v1 through the framework client", () => {
+describe("grpc.health.v1 over mTLS through the framework client", () => {
   it("Check answers the server and known services; unknown is NOT_FOUND", async () => {
-    const client = healthClient();
+    const client = await healthClient();
     expect((await client.check({ service: "" }, { timeoutMs: 5_000 })).status).toBe(Status.SERVING);
     expect((await client.check({ service: SVC }, { timeoutMs: 5_000 })).status).toBe(Status.SERVING);
     const err = await client.check({ service: "no.such.Service" }, { timeoutMs: 5_000 }).catch((e: unknown) => e);
@@ -57,20 +77,20 @@ describe("grpc.health.v1 through the framework client", () => {
   });
 
   it("List returns every status", async () => {
-    const res = await healthClient().list({}, { timeoutMs: 5_000 });
+    const res = await (await healthClient()).list({}, { timeoutMs: 5_000 });
     expect(res.statuses[""]?.status).toBe(Status.SERVING);
     expect(res.statuses[SVC]?.status).toBe(Status.SERVING);
   });
 
   it("Watch sends the current status, then each change, until cancelled", async () => {
     const svc = "tickettoken.test.v1.Watched";
-    health.setStatus(svc, "SERVING");
+    server!.health.setStatus(svc, "SERVING");
+    const client = await healthClient();
     const abort = new AbortController();
     const seen: Status[] = [];
-    const stream = healthClient().watch({ service: svc }, { signal: abort.signal, timeoutMs: 10_000 });
-    for await (const res of stream) {
+    for await (const res of client.watch({ service: svc }, { signal: abort.signal, timeoutMs: 10_000 })) {
       seen.push(res.status);
-      if (seen.length === 1) health.setStatus(svc, "NOT_SERVING");
+      if (seen.length === 1) server!.health.setStatus(svc, "NOT_SERVING");
       if (seen.length >= 2) break;
     }
     abort.abort();
@@ -79,11 +99,12 @@ describe("grpc.health.v1 through the framework client", () => {
 
   it("Watch of an unknown service reports SERVICE_UNKNOWN and keeps the call open", async () => {
     const svc = "tickettoken.test.v1.Later";
+    const client = await healthClient();
     const abort = new AbortController();
     const seen: Status[] = [];
-    for await (const res of healthClient().watch({ service: svc }, { signal: abort.signal, timeoutMs: 10_000 })) {
+    for await (const res of client.watch({ service: svc }, { signal: abort.signal, timeoutMs: 10_000 })) {
       seen.push(res.status);
-      if (seen.length === 1) health.setStatus(svc, "SERVING");
+      if (seen.length === 1) server!.health.setStatus(svc, "SERVING");
       if (seen.length >= 2) break;
     }
     abort.abort();
@@ -102,7 +123,7 @@ describe("Watch clean-up", () => {
       url: "/grpc.health.v1.Health/Watch",
       requestSignal: abort.signal,
     });
-    const impl = health.registration(HOST).impl;
+    const impl = server!.health.registration(HOST).impl;
     const iter = impl.watch!(create(Health.method.watch.input, { service: "" }), ctx)[Symbol.asyncIterator]();
     expect((await iter.next()).value).toMatchObject({ status: Status.SERVING });
     const parked = iter.next();
@@ -112,52 +133,31 @@ describe("Watch clean-up", () => {
   });
 });
 
-async function bufCurl(...args: string[]): Promise<string> {
-  const { stdout } = await run("npx", ["buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args], {
-    timeout: 20_000,
-    cwd: process.cwd(),
-  });
-  return stdout;
-}
+describe("server reflection protocol over mTLS as ops", () => {
+  const method = v1.ServerReflection.method.serverReflectionInfo;
+  const path = `/${v1.ServerReflection.typeName}/${method.name}`;
 
-describe("server reflection with buf curl", () => {
-  it("lists every method over reflection v1", async () => {
-    const out = await bufCurl("--list-methods", `http://${address}`);
-    const methods = out.trim().split("\n").sort();
-    expect(methods).toEqual(
-      [
-        ...Health.methods.map((m) => `grpc.health.v1.Health/${m.name}`),
-        "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-      ].sort(),
-    );
-  }, 30_000);
-
-  it("calls Health/Check with the schema from reflection", async () => {
-    const out = await bufCurl("-d", "{}", `http://${address}/grpc.health.v1.Health/Check`);
-    expect(JSON.parse(out)).toEqual({ status: "SERVING" });
-  }, 30_000);
-
-  it("works over reflection v1alpha too", async () => {
-    const out = await bufCurl("--reflect-protocol", "grpc-v1alpha", "-d", JSON.stringify({ service: SVC }), `http://${address}/grpc.health.v1.Health/Check`);
-    expect(JSON.parse(out)).toEqual({ status: "SERVING" });
-  }, 30_000);
-});
-
-describe("server reflection protocol", () => {
-  /** Sends requests on one ServerReflectionInfo stream and collects the answers (bounded by a deadline). */
-  async function reflect(requests: v1.ServerReflectionRequest[]): Promise<v1.ServerReflectionResponse[]> {
-    const method = v1.ServerReflection.method.serverReflectionInfo;
+  /** Opens one ServerReflectionInfo stream as `ops`, sends the requests and collects the answers (bounded by a deadline). */
+  async function reflect(requests: v1.ServerReflectionRequest[], token?: string): Promise<v1.ServerReflectionResponse[]> {
+    const ops = await loadWorkloadMaterial(pki.dir, "ops");
+    const ca = await pki.material(HOST).then((m) => m.current().bundle.caPem);
+    const metadata = new grpc.Metadata();
+    const bearer =
+      token ??
+      (await createCallTokenMinter({ identity: ops.spiffeId, key: ops.jwt.current }).mint({
+        audience: workloadSpiffeId(HOST, ops.env),
+        method: path,
+      }));
+    metadata.set("authorization", `Bearer ${bearer}`);
     const codec = methodCodec(method);
-    const client = new grpc.Client(address, grpc.credentials.createInsecure());
+    const client = new grpc.Client(
+      address,
+      grpc.credentials.createSsl(Buffer.from(ca), Buffer.from(ops.keyPem), Buffer.from(ops.certPem)),
+    );
     try {
-      const call = client.makeBidiStreamRequest(
-        `/${v1.ServerReflection.typeName}/${method.name}`,
-        codec.serializeInput,
-        codec.deserializeOutput as (b: Buffer) => Message,
-        new grpc.Metadata(),
-        { deadline: Date.now() + 10_000 },
-      );
+      const call = client.makeBidiStreamRequest(path, codec.serializeInput, codec.deserializeOutput as (b: Buffer) => Message, metadata, {
+        deadline: Date.now() + 10_000,
+      });
       for (const r of requests) call.write(r);
       call.end();
       const out: v1.ServerReflectionResponse[] = [];
@@ -176,7 +176,8 @@ describe("server reflection protocol", () => {
     const known = create(v1.ServerReflectionRequestSchema, {
       messageRequest: { case: "fileContainingSymbol", value: "grpc.health.v1.HealthCheckResponse.ServingStatus" },
     });
-    const [first, second, ...rest] = await reflect([unknown, known]);
+    const list = create(v1.ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } });
+    const [first, second, third, ...rest] = await reflect([unknown, known, list]);
     expect(rest).toHaveLength(0);
     expect(first?.validHost).toBe("probe");
     expect(first?.originalRequest?.messageRequest).toEqual(unknown.messageRequest);
@@ -187,5 +188,21 @@ describe("server reflection protocol", () => {
       (b) => fromBinary(FileDescriptorProtoSchema, b).name,
     );
     expect(files).toEqual(["grpc/health/v1/health.proto"]);
+    expect(third?.messageResponse.case).toBe("listServicesResponse");
+    const names = (third?.messageResponse.value as v1.ListServiceResponse).service.map((s) => s.name).sort();
+    expect(names).toEqual(
+      ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", SVC].sort(),
+    );
+  });
+
+  it("refuses a stream whose call token is not for reflection", async () => {
+    const ops = await loadWorkloadMaterial(pki.dir, "ops");
+    const wrongMethod = await createCallTokenMinter({ identity: ops.spiffeId, key: ops.jwt.current }).mint({
+      audience: workloadSpiffeId(HOST, ops.env),
+      method: "/grpc.health.v1.Health/Check",
+    });
+    const list = create(v1.ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } });
+    const err = await reflect([list], wrongMethod).catch((e: unknown) => e);
+    expect((err as grpc.ServiceError).code).toBe(grpc.status.UNAUTHENTICATED);
   });
 });
