@@ -5,6 +5,7 @@
  * HTTP/1.1, what curl speaks) reaches the same handlers under the same
  * security.
  */
+import { execFile } from "node:child_process";
 import { request } from "node:https";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -112,5 +113,34 @@ describe("local mesh", () => {
     const replay = await post({ authorization: `Bearer ${token}`, "tt-context": ctx });
     expect(replay.status).toBe(401);
     expect(JSON.parse(replay.body)).toEqual({ code: "unauthenticated", message: "unauthenticated" });
+  });
+
+  it("answers plain curl on the Connect port, as the README shows", async () => {
+    const server = mesh.servers.get("ticket-service")!;
+    const m = ops.current();
+    const w = pkiPaths(dir).workload("ops");
+    const path = "/tickettoken.ticket.v1.TicketService/CountOrderTickets";
+    const token = await createCallTokenMinter({ identity: m.workload.spiffeId, key: m.workload.jwt.current }).mint({
+      audience: workloadSpiffeId("ticket-service"),
+      method: path,
+      contextToken: ctx,
+    });
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        "curl",
+        [
+          "--silent", "--show-error", "--max-time", "10",
+          "--cacert", pkiPaths(dir).bundleCa, "--cert", w.cert, "--key", w.key,
+          "-H", "content-type: application/json",
+          "-H", `authorization: Bearer ${token}`,
+          "-H", `tt-context: ${ctx}`,
+          "--data", JSON.stringify({ tenantId: DEMO_TENANT, orderId: "o-1" }),
+          `https://127.0.0.1:${server.connectPort}${path}`,
+        ],
+        { timeout: 15_000 },
+        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}: ${stderr}`)) : resolve(stdout)),
+      ),
+    );
+    expect(JSON.parse(out)).toEqual({ orderId: "o-1", count: 3, hasTickets: true });
   });
 });
