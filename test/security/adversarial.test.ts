@@ -44,7 +44,7 @@ import { generateSigningKey } from "../../src/auth/keys.ts";
 import type { IdentityMaterial, MaterialSource } from "../../src/identity/material.ts";
 import { loadContextSigningKey, pkiPaths, rotateJwtKey, rotateLeaf } from "../../src/identity/pki.ts";
 import { importPrivateKeyPem, type CaMaterial, type IssuedCert } from "../../src/identity/cert-issue.ts";
-import { issueTestLeaf, type TestLeafKind } from "../../src/identity/test-certs.ts";
+import { issueTestLeaf, type TestLeafKind } from "../support/test-certs.ts";
 import * as x509 from "../../src/identity/x509.ts";
 import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
 import type { WorkloadName } from "../../src/identity/workloads.ts";

@@ -10,7 +10,7 @@ import {
   type LeafCheckCode,
 } from "../../src/identity/leaf-checks.ts";
 import { type CaMaterial, type IssuedCert, issueCertificate, issueWorkloadLeaf } from "../../src/identity/cert-issue.ts";
-import { BAD_LEAF_KINDS, type TestLeafKind, createTestCa, issueTestLeaf } from "../../src/identity/test-certs.ts";
+import { BAD_LEAF_KINDS, type TestLeafKind, createTestCa, issueTestLeaf } from "../support/test-certs.ts";
 import { TRUST_DOMAIN } from "../../src/identity/spiffe-id.ts";
 
 const opts = { trustDomain: TRUST_DOMAIN };

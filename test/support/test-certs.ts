@@ -4,9 +4,9 @@
  * Each bad kind breaks exactly one rule, so a test can tell which check
  * caught it.
  */
-import * as x509 from "./x509.ts";
-import { type CaMaterial, type IssuedCert, createRootCa, issueCertificate, issueWorkloadLeaf } from "./cert-issue.ts";
-import { TRUST_DOMAIN, workloadSpiffeId } from "./spiffe-id.ts";
+import * as x509 from "../../src/identity/x509.ts";
+import { type CaMaterial, type IssuedCert, createRootCa, issueCertificate, issueWorkloadLeaf } from "../../src/identity/cert-issue.ts";
+import { TRUST_DOMAIN, workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
 
 export type TestLeafKind =
   | "good"
