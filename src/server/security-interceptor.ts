@@ -15,7 +15,7 @@ import { createReplayCache, type ReplayCache } from "../auth/replay-cache.ts";
 import { AUTHORIZATION_HEADER, CONTEXT_TOKEN_HEADER, callContextKey, type VerifiedCallContext } from "../auth/call-context.ts";
 import type { MaterialSource } from "../identity/material.ts";
 import type { Logger } from "../observability/logger.ts";
-import { runInCallScope } from "../observability/call-scope.ts";
+import { runInCallScope, type CallScope } from "../observability/call-scope.ts";
 import { REQUEST_ID_HEADER, TRACEPARENT_HEADER } from "../observability/headers.ts";
 import { createPeerIdentityResolver } from "./peer-identity.ts";
 import type { ServerInterceptor } from "./call.ts";
@@ -101,16 +101,29 @@ export function securityInterceptor(options: SecurityOptions): ServerInterceptor
     }
     call.context.values.set(callContextKey, verified);
     const timeoutMs = call.context.timeoutMs();
-    return runInCallScope(
-      {
-        contextToken,
-        deadline: timeoutMs === undefined ? undefined : now() + timeoutMs,
-        requestId: headers.get(REQUEST_ID_HEADER) ?? randomUUID(),
-        traceparent: headers.get(TRACEPARENT_HEADER) ?? undefined,
-        signal: call.context.signal,
-      },
-      () => next(call),
-    );
+    const scope: CallScope = {
+      contextToken,
+      deadline: timeoutMs === undefined ? undefined : now() + timeoutMs,
+      requestId: headers.get(REQUEST_ID_HEADER) ?? randomUUID(),
+      traceparent: headers.get(TRACEPARENT_HEADER) ?? undefined,
+      signal: call.context.signal,
+    };
+    const result = await runInCallScope(scope, () => next(call));
+    // A streaming handler's body runs when the adapter pulls messages, outside
+    // this scope: pull them inside it, so calls it makes inherit the context too.
+    return result.kind === "stream" ? { kind: "stream", messages: inScope(scope, result.messages) } : result;
+  };
+}
+
+function inScope<T>(scope: CallScope, messages: AsyncIterable<T>): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator]() {
+      const it = messages[Symbol.asyncIterator]();
+      return {
+        next: () => runInCallScope(scope, () => it.next()),
+        return: (value?: unknown) => runInCallScope(scope, () => it.return?.(value) ?? Promise.resolve({ done: true, value: undefined })),
+      } as AsyncIterator<T>;
+    },
   };
 }
 
