@@ -56,6 +56,22 @@ function logHandshakeFailures(server: tls.Server, logger: Logger): void {
   });
 }
 
+/**
+ * What every mTLS listener does, in one place: log handshake failures, reload
+ * certificate/key/roots when the material changes, and prepare each verified
+ * (or unverified) connection. Returns the per-socket hook and the unsubscribe.
+ */
+function hardenTlsServer(server: tls.Server, material: MaterialSource, logger: Logger) {
+  logHandshakeFailures(server, logger);
+  return {
+    prepare(socket: tls.TLSSocket): void {
+      memoizePeerCertificate(socket);
+      guardUnverified(socket, logger);
+    },
+    unsubscribe: reloadOnChange(server, material, logger),
+  };
+}
+
 /** How long a connection whose client certificate failed verification is kept: long enough to say why. */
 const UNVERIFIED_CONNECTION_MS = 5_000;
 
@@ -115,14 +131,13 @@ export async function listenGrpc(opts: {
   const before = new Set(internals?.keys() ?? []);
   const injector = opts.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   preserveRepeatedAuthorization(injectorHttp2Server(opts.grpcServer, before));
-  const server = tls.createServer(mtlsServerOptions(opts.material.current(), ["h2"]), (socket) => {
+  const server = tls.createServer(mtlsServerOptions(opts.material.current(), ["h2"]));
+  const { prepare, unsubscribe } = hardenTlsServer(server, opts.material, opts.logger);
+  server.on("secureConnection", (socket: tls.TLSSocket) => {
     socket.on("error", () => {}); // reset by peer etc.; grpc-js reports call-level errors
-    memoizePeerCertificate(socket);
-    guardUnverified(socket, opts.logger);
+    prepare(socket);
     injector.injectConnection(socket);
   });
-  logHandshakeFailures(server, opts.logger);
-  const unsubscribe = reloadOnChange(server, opts.material, opts.logger);
   const port = await listen(server, opts.host, opts.port);
   return {
     port,
@@ -151,8 +166,7 @@ export async function listenConnect(opts: {
   maxConnectionAgeMs: number;
 }): Promise<Listener> {
   const server = http2.createSecureServer({ ...mtlsServerOptions(opts.material.current(), ["h2", "http/1.1"]), allowHTTP1: true }, opts.handler);
-  logHandshakeFailures(server, opts.logger);
-  const unsubscribe = reloadOnChange(server, opts.material, opts.logger);
+  const { prepare, unsubscribe } = hardenTlsServer(server, opts.material, opts.logger);
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<tls.TLSSocket>();
   server.on("session", (session: http2.ServerHttp2Session) => {
@@ -166,8 +180,7 @@ export async function listenConnect(opts: {
     });
   });
   server.on("secureConnection", (socket: tls.TLSSocket) => {
-    memoizePeerCertificate(socket);
-    guardUnverified(socket, opts.logger);
+    prepare(socket);
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });
