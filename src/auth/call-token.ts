@@ -2,7 +2,7 @@
  * The per-call JWT (spec section 4): minted fresh for every call and retry,
  * verified on every call with keys chosen by the mTLS peer's identity.
  */
-import { createPrivateKey, randomBytes, sign } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { JWK } from "jose";
 import { contextTokenHash } from "./context-token.ts";
 import { quote, unauthenticated } from "./errors.ts";
@@ -10,8 +10,7 @@ import {
   assertP256,
   CLOCK_SKEW_SECONDS,
   createVerifyKeyCache,
-  importSigningKey,
-  SIGNING_ALG,
+  createJwsSigner,
   timeWindowProblem,
   verifyStrictJws,
 } from "./keys.ts";
@@ -60,17 +59,10 @@ export function createCallTokenMinter(options: {
   const { identity, key, now = Date.now } = options;
   if (typeof identity !== "string" || identity.length === 0) throw new TypeError("identity must be a SPIFFE ID");
   assertP256(key, true);
-  // jose validates the key and derives the kid once; each mint then signs with
-  // OpenSSL directly (measured ~25 µs cheaper per call than WebCrypto).
-  const signer = importSigningKey(key).then(({ kid }) => ({
-    privateKey: createPrivateKey({ key: { kty: "EC", crv: "P-256", x: key.x!, y: key.y!, d: key.d! }, format: "jwk" }),
-    encodedHeader: Buffer.from(JSON.stringify({ alg: SIGNING_ALG, typ: CALL_TOKEN_TYPE, kid })).toString("base64url"),
-  }));
-  signer.catch(() => {}); // surfaced by mint(); avoids an unhandled rejection at startup
+  const signer = createJwsSigner(key, CALL_TOKEN_TYPE);
 
   return {
     async mint({ audience, method, contextToken }) {
-      const { privateKey, encodedHeader } = await signer;
       const iat = Math.floor(now() / 1000);
       const claims: CallClaims = {
         iss: identity,
@@ -82,9 +74,7 @@ export function createCallTokenMinter(options: {
         jti: randomBytes(16).toString("base64url"),
       };
       if (contextToken !== undefined) claims.ctx = contextTokenHash(contextToken);
-      const signingInput = `${encodedHeader}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
-      const signature = sign("sha256", Buffer.from(signingInput), { key: privateKey, dsaEncoding: "ieee-p1363" });
-      return `${signingInput}.${signature.toString("base64url")}`;
+      return signer.sign(claims);
     },
   };
 }

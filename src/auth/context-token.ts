@@ -5,13 +5,12 @@
  * swap the tenant while X-Tenant-ID-style headers are never trusted.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { CompactSign, type JWK } from "jose";
+import type { JWK } from "jose";
 import { quote, unauthenticated } from "./errors.ts";
 import {
   assertP256,
   createVerifyKeyCache,
-  importSigningKey,
-  SIGNING_ALG,
+  createJwsSigner,
   timeWindowProblem,
   verifyStrictJws,
 } from "./keys.ts";
@@ -46,7 +45,6 @@ export interface ContextTokenMinter {
 }
 
 const LABEL = "context token";
-const encoder = new TextEncoder();
 
 /** base64url(SHA-256(token)): the value call tokens carry in `ctx`. */
 export function contextTokenHash(token: string): string {
@@ -62,8 +60,7 @@ export function createContextTokenMinter(options: {
   const { issuer, key, now = Date.now } = options;
   requireText(issuer, "issuer");
   assertP256(key, true);
-  const signer = importSigningKey(key);
-  signer.catch(() => {}); // surfaced by mint(); avoids an unhandled rejection at startup
+  const signer = createJwsSigner(key, CONTEXT_TOKEN_TYPE);
   return {
     async mint({ tenantId, userId, scopes, txn = randomUUID(), ttlSeconds = MAX_CONTEXT_TTL_SECONDS }) {
       requireText(tenantId, "tenantId");
@@ -77,7 +74,6 @@ export function createContextTokenMinter(options: {
           throw new TypeError(`scope ${quote(scope)} must be non-empty printable ASCII without spaces`);
         }
       }
-      const { key: signingKey, kid } = await signer;
       const iat = Math.floor(now() / 1000);
       const claims = {
         iss: issuer,
@@ -89,9 +85,7 @@ export function createContextTokenMinter(options: {
         iat,
         exp: iat + ttlSeconds,
       };
-      return new CompactSign(encoder.encode(JSON.stringify(claims)))
-        .setProtectedHeader({ alg: SIGNING_ALG, typ: CONTEXT_TOKEN_TYPE, kid })
-        .sign(signingKey);
+      return signer.sign(claims);
     },
   };
 }
