@@ -1,0 +1,28 @@
+/**
+ * Marks errors that came from a call this process made to another service
+ * (or from the client-side policies guarding that call), so the server
+ * boundary can tell "my dependency failed" from "I decided to fail": a
+ * downstream status, message and trailers must never reach our own caller
+ * unchanged (a downstream PERMISSION_DENIED is our bug, not theirs).
+ */
+import type { ConnectError } from "@connectrpc/connect";
+
+export interface DownstreamInfo {
+  /** The service that was called (workload name, e.g. "venue-service"). */
+  readonly target: string;
+  /** The failure says "do not retry" (e.g. that dependency's breaker is open). */
+  readonly noRetry?: boolean;
+}
+
+const marks = new WeakMap<ConnectError, DownstreamInfo>();
+
+/** Records that `err` describes a failed outgoing call; returns it for `throw markDownstream(...)`. */
+export function markDownstream(err: ConnectError, info: DownstreamInfo): ConnectError {
+  marks.set(err, info);
+  return err;
+}
+
+/** Set when `err` came from an outgoing call; undefined for errors a handler made itself. */
+export function downstreamInfo(err: ConnectError): DownstreamInfo | undefined {
+  return marks.get(err);
+}
