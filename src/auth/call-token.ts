@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import type { JWK } from "jose";
 import { contextTokenHash } from "./context-token.ts";
-import { quote, unauthenticated } from "./errors.ts";
+import { quote, resourceExhausted, unauthenticated } from "./errors.ts";
 import {
   assertP256,
   CLOCK_SKEW_SECONDS,
@@ -18,6 +18,20 @@ import type { ReplayCache } from "./replay-cache.ts";
 
 export const CALL_TOKEN_TYPE = "svc-call+jwt";
 export const CALL_TOKEN_LIFETIME_SECONDS = 60;
+/**
+ * A call token is accepted only this long after its iat (plus clock skew).
+ * Tokens are minted per attempt, just before sending, so an honest call never
+ * needs more; it is what lets the replay cache forget a jti after seconds.
+ */
+export const CALL_TOKEN_FRESHNESS_SECONDS = 15;
+
+/**
+ * The epoch second from which the verifier rejects a token with these claims
+ * (stale or expired), so its jti need not be remembered any longer.
+ */
+export function replayKeepUntil(iat: number, exp: number): number {
+  return Math.min(exp, iat + CALL_TOKEN_FRESHNESS_SECONDS) + CLOCK_SKEW_SECONDS;
+}
 
 export interface CallClaims {
   iss: string;
@@ -134,8 +148,16 @@ export function createCallTokenVerifier(options: {
       const jti = c.jti;
       if (jti === undefined) throw unauthenticated(`${LABEL} jti missing`);
       if (typeof jti !== "string" || !JTI.test(jti)) throw unauthenticated(`${LABEL} jti ${quote(jti)} is not 128 bits base64url`);
-      const problem = timeWindowProblem(c, CALL_TOKEN_LIFETIME_SECONDS, now() / 1000);
+      const nowSeconds = now() / 1000;
+      const problem = timeWindowProblem(c, CALL_TOKEN_LIFETIME_SECONDS, nowSeconds);
       if (problem !== undefined) throw unauthenticated(`${LABEL} ${problem}`);
+      const iat = c.iat as number;
+      const exp = c.exp as number;
+      // Same boundary as the expiry check: accepted while now < keepUntil, so the cache always still holds the jti.
+      const keepUntil = replayKeepUntil(iat, exp);
+      if (nowSeconds >= keepUntil) {
+        throw unauthenticated(`${LABEL} iat ${iat} is older than the ${CALL_TOKEN_FRESHNESS_SECONDS} s freshness window (now ${Math.floor(nowSeconds)})`);
+      }
 
       const ctx = c.ctx;
       if (contextToken !== undefined) {
@@ -146,12 +168,12 @@ export function createCallTokenVerifier(options: {
       }
 
       // Last, so tokens rejected above never take a replay-cache slot.
-      const exp = c.exp as number;
-      const verdict = await replayCache.check(jti, exp + CLOCK_SKEW_SECONDS);
+      const verdict = await replayCache.check(peer, jti, keepUntil);
       if (verdict === "replayed") throw unauthenticated(`${LABEL} jti ${jti} replayed`);
-      if (verdict !== "fresh") throw unauthenticated(`replay cache is ${verdict}; failing closed`);
+      if (verdict === "over_quota") throw resourceExhausted(`replay cache quota of peer ${peer} used up; refusing this peer only`);
+      if (verdict !== "fresh") throw unauthenticated(`replay cache answered ${quote(verdict)}; failing closed`);
 
-      const claims: CallClaims = { iss: peer, sub: peer, aud, mth: method, iat: c.iat as number, exp, jti };
+      const claims: CallClaims = { iss: peer, sub: peer, aud, mth: method, iat, exp, jti };
       if (ctx !== undefined) claims.ctx = ctx as string;
       return claims;
     },

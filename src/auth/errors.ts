@@ -5,7 +5,13 @@
  * generic because the server decides what callers see (spec section 4:
  * "messages stay generic, details go to the log"). Never put a token in a reason.
  */
-export type AuthErrorKind = "unauthenticated" | "permission_denied";
+export type AuthErrorKind = "unauthenticated" | "permission_denied" | "resource_exhausted";
+
+const GENERIC_MESSAGE: Record<AuthErrorKind, string> = {
+  unauthenticated: "unauthenticated",
+  permission_denied: "permission denied",
+  resource_exhausted: "resource exhausted",
+};
 
 export class AuthError extends Error {
   override readonly name = "AuthError";
@@ -13,7 +19,7 @@ export class AuthError extends Error {
   readonly reason: string;
 
   constructor(kind: AuthErrorKind, reason: string) {
-    super(kind === "unauthenticated" ? "unauthenticated" : "permission denied");
+    super(GENERIC_MESSAGE[kind]);
     this.kind = kind;
     this.reason = reason;
   }
@@ -25,6 +31,11 @@ export function unauthenticated(reason: string): AuthError {
 
 export function permissionDenied(reason: string): AuthError {
   return new AuthError("permission_denied", reason);
+}
+
+/** The caller itself is over a per-peer quota (e.g. the replay cache's): refused alone, never UNAUTHENTICATED. */
+export function resourceExhausted(reason: string): AuthError {
+  return new AuthError("resource_exhausted", reason);
 }
 
 /**

@@ -130,9 +130,10 @@ function inScope<T>(scope: CallScope, messages: AsyncIterable<T>): AsyncIterable
 function rejection(err: unknown, method: string, peer: string | undefined, logger: Logger): ConnectError {
   if (err instanceof AuthError) {
     logger.warn({ method, peer, reason: err.reason, kind: err.kind }, "call rejected");
-    return err.kind === "permission_denied"
-      ? new ConnectError("permission denied", Code.PermissionDenied)
-      : new ConnectError("unauthenticated", Code.Unauthenticated);
+    if (err.kind === "permission_denied") return new ConnectError("permission denied", Code.PermissionDenied);
+    // Only this peer is over its quota (replay cache): not an authentication failure.
+    if (err.kind === "resource_exhausted") return new ConnectError("resource exhausted", Code.ResourceExhausted);
+    return new ConnectError("unauthenticated", Code.Unauthenticated);
   }
   // Anything else failing here is a bug in verification itself: fail closed.
   logger.error({ method, peer, err }, "authentication failed unexpectedly");

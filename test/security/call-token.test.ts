@@ -36,7 +36,7 @@ beforeAll(async () => {
   published.set(B, [publicJwk(keyB)]);
 });
 
-function verifier(opts: { maxEntries?: number } = {}) {
+function verifier(opts: { maxPerGeneration?: number } = {}) {
   return createCallTokenVerifier({
     self: SELF,
     keysFor: (peer) => published.get(peer),
@@ -299,14 +299,21 @@ describe("call token verifier rejects", () => {
     expect(err.reason).toContain("replayed");
   });
 
-  it("when the replay cache is full (fails closed)", async () => {
-    const v = verifier({ maxEntries: 1 });
-    const m = createCallTokenMinter({ identity: A, key: keyA, now: clock });
-    await v.verify(await bearer(m.mint({ audience: SELF, method: METHOD })), { peer: A, method: METHOD });
-    const err = await rejection(v.verify(await bearer(m.mint({ audience: SELF, method: METHOD })), { peer: A, method: METHOD }));
-    expect(err.reason).toContain("replay cache is full");
+  it("a token older than the freshness window, though not expired", async () => {
+    const err = await rejection(verifier().verify(await bearer(forge(claims({ iat: NOW - 20, exp: NOW + 40 }))), { peer: A, method: METHOD }));
+    expect(err.reason).toContain("older than the 15 s freshness window");
   });
 
+  it("a replay presented at the last acceptable moment, and the same token once stale", async () => {
+    let ms = NOW_MS;
+    const v = createCallTokenVerifier({ self: SELF, keysFor: (peer) => published.get(peer), replayCache: createReplayCache({ now: () => ms }), now: () => ms });
+    const values = await bearer(forge(claims()));
+    await v.verify(values, { peer: A, method: METHOD });
+    ms = NOW_MS + 19_999; // iat + window + skew - 1 ms: still fresh, so the cache must still hold the jti
+    expect((await rejection(v.verify(values, { peer: A, method: METHOD }))).reason).toContain("replayed");
+    ms = NOW_MS + 20_000;
+    expect((await rejection(v.verify(values, { peer: A, method: METHOD }))).reason).toContain("freshness window");
+  });
   it("a published key whose kid is not its thumbprint", async () => {
     const bogus = { ...publicJwk(stranger), kid: "not-a-thumbprint" };
     const v = createCallTokenVerifier({
@@ -324,6 +331,25 @@ describe("call token verifier rejects", () => {
     const err = await rejection(verifier().verify([`Bearer ${token}`], { peer: A, method: METHOD }));
     expect(err.reason).not.toContain(token.split(".")[2]);
     expect(err.reason).not.toContain(token.split(".")[1]);
+  });
+});
+
+describe("call token replay quota", () => {
+  it("a peer over its replay-cache quota is refused with resource_exhausted, alone", async () => {
+    const v = verifier({ maxPerGeneration: 1 });
+    const mA = createCallTokenMinter({ identity: A, key: keyA, now: clock });
+    const mB = createCallTokenMinter({ identity: B, key: keyB, now: clock });
+    await v.verify(await bearer(mA.mint({ audience: SELF, method: METHOD })), { peer: A, method: METHOD });
+    const err = await v.verify(await bearer(mA.mint({ audience: SELF, method: METHOD })), { peer: A, method: METHOD }).then(
+      () => undefined,
+      (e: unknown) => e as AuthError,
+    );
+    expect(err).toBeInstanceOf(AuthError);
+    expect(err!.kind).toBe("resource_exhausted");
+    expect(err!.message).toBe("resource exhausted");
+    expect(err!.reason).toContain(`quota of peer ${A}`);
+    // Another peer is unaffected.
+    await v.verify(await bearer(mB.mint({ audience: SELF, method: METHOD })), { peer: B, method: METHOD });
   });
 });
 
@@ -361,9 +387,14 @@ describe("call token happy path", () => {
     await expect(m.mint({ audience: SELF, method: METHOD })).rejects.toThrow(/thumbprint/);
   });
 
-  it("accepts tokens within the 5 s skew", async () => {
+  it("accepts tokens within the 5 s skew and the freshness window", async () => {
     await verifier().verify(await bearer(forge(claims({ iat: NOW + 5, exp: NOW + 65 }))), { peer: A, method: METHOD });
-    await verifier().verify(await bearer(forge(claims({ iat: NOW - 64, exp: NOW - 4 }))), { peer: A, method: METHOD });
+    // iat + 15 s window + 5 s skew is the last second a token is accepted.
+    await verifier().verify(await bearer(forge(claims({ iat: NOW - 19, exp: NOW + 41 }))), { peer: A, method: METHOD });
+    await verifier().verify(await bearer(forge(claims({ iat: NOW - 30, exp: NOW - 4 }))), { peer: A, method: METHOD }).then(
+      () => expect.unreachable("a token older than the window must be refused"),
+      (e: unknown) => expect((e as AuthError).reason).toContain("freshness window"),
+    );
   });
 });
 
