@@ -126,7 +126,7 @@ export function createCallTokenVerifier(options: {
       if (typeof value !== "string" || !value.startsWith("Bearer ")) {
         throw unauthenticated("authorization value is not a Bearer token");
       }
-      const c = await verifyStrictJws(value.slice(7), {
+      const { claims: c } = await verifyStrictJws(value.slice(7), {
         label: LABEL,
         typ: CALL_TOKEN_TYPE,
         keys: keysFor(peer),

@@ -92,6 +92,8 @@ export function createContextTokenMinter(options: {
 
 export interface ContextTokenVerifier {
   verify(token: string): Promise<CallContext>;
+  /** Also names the key that verified it (for caches that must forget tokens of an unpublished key). */
+  verifyWithKid(token: string): Promise<{ context: CallContext; kid: string }>;
 }
 
 /**
@@ -106,31 +108,33 @@ export function createContextTokenVerifier(options: {
   const { keys, now = Date.now } = options;
   const keysNow = typeof keys === "function" ? keys : () => keys;
   const cache = createVerifyKeyCache();
+  async function verifyWithKid(token: string): Promise<{ context: CallContext; kid: string }> {
+    if (typeof token !== "string") throw unauthenticated(`${LABEL} is not a string`);
+    const { claims: c, kid } = await verifyStrictJws(token, {
+      label: LABEL,
+      typ: CONTEXT_TOKEN_TYPE,
+      keys: keysNow(),
+      keyOwner: "the context-token issuers",
+      cache,
+    });
+    if (c.aud !== CONTEXT_TOKEN_AUDIENCE) {
+      throw unauthenticated(`${LABEL} aud ${quote(c.aud)} is not ${CONTEXT_TOKEN_AUDIENCE}`);
+    }
+    const iss = c.iss, sub = c.sub, tid = c.tid, txn = c.txn, scope = c.scope;
+    if (!isText(iss)) throw unauthenticated(`${LABEL} iss missing or not a string`);
+    if (!isText(sub)) throw unauthenticated(`${LABEL} sub (user id) missing or not a string`);
+    if (!isText(tid)) throw unauthenticated(`${LABEL} tid (tenant id) missing or not a string`);
+    if (!isText(txn)) throw unauthenticated(`${LABEL} txn missing or not a string`);
+    if (typeof scope !== "string") throw unauthenticated(`${LABEL} scope missing or not a string`);
+    const scopes = scope === "" ? [] : scope.split(" ");
+    if (scopes.includes("")) throw unauthenticated(`${LABEL} scope has empty entries`);
+    const problem = timeWindowProblem(c, MAX_CONTEXT_TTL_SECONDS, now() / 1000);
+    if (problem !== undefined) throw unauthenticated(`${LABEL} ${problem}`);
+    return { context: { tenantId: tid, userId: sub, scopes, txn, issuer: iss, expiresAt: c.exp as number }, kid };
+  }
   return {
-    async verify(token) {
-      if (typeof token !== "string") throw unauthenticated(`${LABEL} is not a string`);
-      const c = await verifyStrictJws(token, {
-        label: LABEL,
-        typ: CONTEXT_TOKEN_TYPE,
-        keys: keysNow(),
-        keyOwner: "the context-token issuers",
-        cache,
-      });
-      if (c.aud !== CONTEXT_TOKEN_AUDIENCE) {
-        throw unauthenticated(`${LABEL} aud ${quote(c.aud)} is not ${CONTEXT_TOKEN_AUDIENCE}`);
-      }
-      const iss = c.iss, sub = c.sub, tid = c.tid, txn = c.txn, scope = c.scope;
-      if (!isText(iss)) throw unauthenticated(`${LABEL} iss missing or not a string`);
-      if (!isText(sub)) throw unauthenticated(`${LABEL} sub (user id) missing or not a string`);
-      if (!isText(tid)) throw unauthenticated(`${LABEL} tid (tenant id) missing or not a string`);
-      if (!isText(txn)) throw unauthenticated(`${LABEL} txn missing or not a string`);
-      if (typeof scope !== "string") throw unauthenticated(`${LABEL} scope missing or not a string`);
-      const scopes = scope === "" ? [] : scope.split(" ");
-      if (scopes.includes("")) throw unauthenticated(`${LABEL} scope has empty entries`);
-      const problem = timeWindowProblem(c, MAX_CONTEXT_TTL_SECONDS, now() / 1000);
-      if (problem !== undefined) throw unauthenticated(`${LABEL} ${problem}`);
-      return { tenantId: tid, userId: sub, scopes, txn, issuer: iss, expiresAt: c.exp as number };
-    },
+    verifyWithKid,
+    verify: async (token) => (await verifyWithKid(token)).context,
   };
 }
 

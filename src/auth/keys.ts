@@ -147,12 +147,21 @@ const B64URL = /^[A-Za-z0-9_-]+$/;
 const ES256_SIGNATURE_CHARS = 86;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
+export interface VerifiedJws {
+  /** The JSON payload. */
+  claims: Record<string, unknown>;
+  /** The published key that verified it: caches of verified tokens keep it, to drop them once it is unpublished. */
+  kid: string;
+}
+
 /**
  * Checks shape, header and signature of a compact JWS and returns its JSON
  * payload. Cheap structural checks run before any crypto; the key is chosen by
- * kid from `keys` only. Throws AuthError("unauthenticated").
+ * kid from `keys` only (the current bundle's list, so a key removed from the
+ * bundle stops verifying at the next reload, whatever the import cache holds).
+ * Throws AuthError("unauthenticated").
  */
-export async function verifyStrictJws(token: string, o: StrictJwsOptions): Promise<Record<string, unknown>> {
+export async function verifyStrictJws(token: string, o: StrictJwsOptions): Promise<VerifiedJws> {
   if (token.length > MAX_TOKEN_BYTES) {
     // Non-ASCII characters would only make it longer in bytes; they fail the charset checks below.
     throw unauthenticated(`${o.label} is ${token.length} bytes, over the ${MAX_TOKEN_BYTES} byte limit`);
@@ -208,7 +217,7 @@ export async function verifyStrictJws(token: string, o: StrictJwsOptions): Promi
   }
   const claims = parseJson(Buffer.from(payloadSegment, "base64url"));
   if (claims === undefined) throw unauthenticated(`${o.label} payload is not a JSON object`);
-  return claims;
+  return { claims, kid };
 }
 
 function parseJsonSegment(segment: string): Record<string, unknown> | undefined {

@@ -11,6 +11,7 @@ import { AuthError, unauthenticated } from "../auth/errors.ts";
 import { authorize } from "../auth/authorize.ts";
 import { createCallTokenVerifier } from "../auth/call-token.ts";
 import { createContextTokenVerifier, type CallContext } from "../auth/context-token.ts";
+import { createContextCache } from "../auth/context-cache.ts";
 import { createReplayCache, type ReplayCache } from "../auth/replay-cache.ts";
 import { AUTHORIZATION_HEADER, CONTEXT_TOKEN_HEADER, callContextKey, type VerifiedCallContext } from "../auth/call-context.ts";
 import type { MaterialSource } from "../identity/material.ts";
@@ -33,23 +34,6 @@ function headerValues(headers: Headers, name: string): string[] | undefined {
   return raw === null ? undefined : raw.split(", ");
 }
 
-/** Verified context tokens, cached until they expire: a fan-out reuses one token for many calls. */
-function createContextCache(max = 10_000) {
-  const cache = new Map<string, CallContext>();
-  return {
-    get(token: string, nowSec: number): CallContext | undefined {
-      const hit = cache.get(token);
-      if (hit && hit.expiresAt > nowSec) return hit;
-      if (hit) cache.delete(token);
-      return undefined;
-    },
-    set(token: string, ctx: CallContext): void {
-      if (cache.size >= max) cache.delete(cache.keys().next().value!);
-      cache.set(token, ctx);
-    },
-  };
-}
-
 export function securityInterceptor(options: SecurityOptions): ServerInterceptor {
   const { material, logger } = options;
   const now = options.now ?? Date.now;
@@ -66,11 +50,12 @@ export function securityInterceptor(options: SecurityOptions): ServerInterceptor
 
   async function verifyContext(token: string | undefined): Promise<CallContext | undefined> {
     if (token === undefined) return undefined;
-    const cached = contextCache.get(token, Math.floor(now() / 1000));
+    // Served from cache only while its key is still in the current bundle (revocation on reload).
+    const cached = contextCache.get(token, Math.floor(now() / 1000), material.current().bundle.contextKeys);
     if (cached) return cached;
-    const ctx = await contextTokens.verify(token);
-    contextCache.set(token, ctx);
-    return ctx;
+    const { context, kid } = await contextTokens.verifyWithKid(token);
+    contextCache.set(token, context, kid);
+    return context;
   }
 
   return (next) => async (call) => {
