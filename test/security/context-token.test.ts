@@ -163,4 +163,14 @@ describe("context token", () => {
     await v.verify(nextToken);
     await v.verify(await minter().mint({ tenantId: "t", userId: "u", scopes: [] }));
   });
+
+  it("names the key that verified a token (what the context cache checks is still published)", async () => {
+    const next = await generateSigningKey();
+    const v = createContextTokenVerifier({ keys: [publicJwk(next), publicJwk(contextKey)], now: clock });
+    const fromOld = await v.verifyWithKid(await minter().mint({ tenantId: "t", userId: "u", scopes: [] }));
+    const fromNew = await v.verifyWithKid(await minter(next).mint({ tenantId: "t", userId: "u", scopes: [] }));
+    expect(fromOld.kid).toBe(contextKey.kid);
+    expect(fromNew.kid).toBe(next.kid);
+    expect(fromNew.context).toMatchObject({ tenantId: "t", userId: "u", scopes: [] });
+  });
 });
