@@ -264,18 +264,20 @@ export function createReplayCache({
       const zero = (key[0]! | key[1]! | key[2]! | key[3]!) === 0;
 
       let state = peers.get(peer);
-      if (state !== undefined) {
-        // A replay carries the same signed iat/exp, so it lands in the same
-        // generation; looking in all of this peer's generations also refuses a
-        // peer that reuses its own jti with other claims.
-        for (const g of state.generations) if (has(g, zero)) return "replayed";
-      } else {
+      // A replay carries the same signed iat/exp, so it lands in the same
+      // generation; looking in all of this peer's generations also refuses a
+      // peer that reuses its own jti with other claims.
+      if (state !== undefined) for (const g of state.generations) if (has(g, zero)) return "replayed";
+
+      const index = Math.floor(keepUntil / generationSeconds);
+      // Already past (the verifier's clock read a moment earlier): every later
+      // presentation is stale, so there is nothing to remember.
+      if ((index + 1) * generationSeconds <= nowSeconds) return "fresh";
+      if (state === undefined) {
         if (peers.size >= maxPeers) return "over_quota";
         state = { generations: [], count: 0 };
         peers.set(peer, state);
       }
-
-      const index = Math.floor(keepUntil / generationSeconds);
       let g: Generation | undefined;
       for (const candidate of state.generations) if (candidate.index === index) g = candidate;
       if (g === undefined) {

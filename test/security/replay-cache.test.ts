@@ -89,6 +89,17 @@ describe("replay cache", () => {
     expect(cache.check(A, jti(), T0 + 9)).toBe("fresh");
   });
 
+  it("stores nothing for a keepUntil already past (the verifier refuses that token as stale from now on)", () => {
+    const c = clockAt(T0 + 0.5);
+    const cache = createReplayCache({ now: c.now, generationSeconds: 5 });
+    const live = jti();
+    expect(cache.check(A, live, T0 + 1)).toBe("fresh"); // generation [T0, T0+5) is still live: remembered
+    expect(cache.check(A, live, T0 + 1)).toBe("replayed");
+    c.set(T0 + 5);
+    expect(cache.check(B, jti(), T0 + 4)).toBe("fresh");
+    expect(cache.stats()).toEqual({ entries: 0, bytes: 0, peers: 0 });
+  });
+
   it("answers over_quota to a peer beyond maxPeers, and only to it", () => {
     const c = clockAt(T0);
     const cache = createReplayCache({ now: c.now, maxPeers: 1 });
