@@ -1,11 +1,14 @@
 /**
  * Server TLS settings, one place: TLS 1.3 only, a client certificate required
- * and verified in the handshake itself. OpenSSL checks the chain against the
- * trust bundle, the validity period and, on a server, the clientAuth purpose
- * (extendedKeyUsage); a peer that fails any of these gets a TLS alert and never
- * reaches HTTP/2, gRPC or protobuf. The SPIFFE leaf checks OpenSSL cannot make
- * (CA flag, key usage bits, exactly one URI SAN, trust domain) run after the
- * handshake, in the security interceptor.
+ * and verified in the handshake. OpenSSL checks the chain against the trust
+ * bundle, the validity period and, on a server, the clientAuth purpose
+ * (extendedKeyUsage). No certificate: OpenSSL fails the handshake with a
+ * certificate_required alert. A certificate that fails verification: Node
+ * (whose OpenSSL verify callback defers the verdict to JS) closes the socket
+ * as the handshake completes, before any application byte, without an alert.
+ * Either way the peer never reaches HTTP/2, gRPC or protobuf. The SPIFFE leaf
+ * checks OpenSSL cannot make (CA flag, key usage bits, exactly one URI SAN,
+ * trust domain) run after the handshake, in the security interceptor.
  */
 import type { SecureContextOptions, TlsOptions } from "node:tls";
 import type { IdentityMaterial } from "../identity/material.ts";
