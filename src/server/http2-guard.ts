@@ -89,8 +89,8 @@ function ignore(): void {}
 function refuse(stream: http2.ServerHttp2Stream, refusal: Refusal): void {
   stream.on("error", ignore);
   if (!stream.headersSent && !stream.destroyed) stream.respond(refusal.response, { endStream: true });
-  // Discard whatever body the client still sends; the stream ends with it (and the stream cap bounds how many wait).
-  stream.resume();
+  // The answer is complete: don't wait for the rest of the body (RST_STREAM NO_ERROR after it, as the spec allows).
+  stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }
 
 /**

@@ -177,6 +177,19 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
     expect(handled).toBe(before);
   });
 
+  it("a refused request whose body never finishes still gets its answer and the stream is closed, not held", async () => {
+    const session = await connect(server.port);
+    const req = session.request(grpcHeaders({ "grpc-timeout": "-1m" }), { endStream: false });
+    req.on("error", () => {});
+    req.write(BODY.subarray(0, 3));
+    let grpcStatus: string | undefined;
+    req.on("response", (h) => (grpcStatus = h["grpc-status"] as string | undefined));
+    req.on("data", () => {});
+    const rst = await new Promise<number>((r) => req.on("close", () => r(req.rstCode)));
+    expect(grpcStatus).toBe("13");
+    expect(rst).toBe(http2.constants.NGHTTP2_NO_ERROR);
+  });
+
   it("a non-ASCII byte in authorization or tt-context -> UNAUTHENTICATED; the value reaches neither grpc-js's stderr nor our log", async () => {
     const session = await connect(server.port);
     const mark = logLines.length;
