@@ -46,7 +46,9 @@ function http2ServersOf(server: grpc.Server): Map<unknown, unknown> | undefined 
  * event (self-test: throws if grpc-js's internals are not as expected).
  */
 export function injectWithStreamGuard(grpcServer: grpc.Server): GrpcInjection {
-  const before = new Set(http2ServersOf(grpcServer)?.keys() ?? []);
+  const servers = http2ServersOf(grpcServer);
+  if (!servers) throw new Error(INTERNALS_CHANGED);
+  const before = new Set(servers.keys());
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const created = [...(http2ServersOf(grpcServer)?.keys() ?? [])].filter((s) => !before.has(s));
   const candidate = created[0] as Partial<http2.Http2Server> | undefined;

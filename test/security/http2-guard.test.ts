@@ -18,6 +18,7 @@ import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticke
 import { createServer, type RpcServer } from "../../src/server/server.ts";
 import { implement } from "../../src/server/routes.ts";
 import { checkGrpcRequest } from "../../src/server/http2-guard.ts";
+import { injectWithStreamGuard } from "../../src/server/grpc-internals.ts";
 import type { MaterialSource } from "../../src/identity/material.ts";
 import { pkiPaths } from "../../src/identity/pki.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
@@ -246,6 +247,33 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
     const headers: Record<string, string> = { ...ok };
     expect(checkGrpcRequest(headers, ["authorization", "a", "authorization", "b"])).toBeUndefined();
     expect(headers.authorization).toBe("a, b");
+  });
+});
+
+describe("grpc-js internals self-test", () => {
+  it("finds the injector's HTTP/2 server and takes over its one 'stream' listener", () => {
+    const g = new grpc.Server();
+    const { injector, http2Server, grpcStreamListener } = injectWithStreamGuard(g);
+    expect(typeof grpcStreamListener).toBe("function");
+    expect(http2Server.listeners("stream")).not.toContain(grpcStreamListener);
+    injector.destroy();
+    g.forceShutdown();
+  });
+
+  it("refuses to serve when the private http2Servers map is gone or not updated", () => {
+    const gone = new grpc.Server();
+    Object.defineProperty(gone, "http2Servers", { value: undefined, configurable: true, writable: true });
+    expect(() => injectWithStreamGuard(gone)).toThrow(/grpc-js internals changed/);
+    const frozen = new grpc.Server();
+    const real = (frozen as unknown as { http2Servers: Map<unknown, unknown> }).http2Servers;
+    // A map that never shows new entries, as if grpc-js kept its servers elsewhere.
+    Object.defineProperty(frozen, "http2Servers", { value: new Map(real), configurable: true, writable: true });
+    (frozen as unknown as { http2Servers: Map<unknown, unknown> }).http2Servers.set = function () {
+      return this;
+    };
+    expect(() => injectWithStreamGuard(frozen)).toThrow(/grpc-js internals changed/);
+    gone.forceShutdown();
+    frozen.forceShutdown();
   });
 });
 
