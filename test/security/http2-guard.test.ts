@@ -262,8 +262,10 @@ describe("grpc-js internals self-test", () => {
 
   it("refuses to serve when the private http2Servers map is gone or not updated", () => {
     const gone = new grpc.Server();
+    const goneReal = (gone as unknown as { http2Servers: Map<unknown, unknown> }).http2Servers;
     Object.defineProperty(gone, "http2Servers", { value: undefined, configurable: true, writable: true });
     expect(() => injectWithStreamGuard(gone)).toThrow(/grpc-js internals changed/);
+    Object.defineProperty(gone, "http2Servers", { value: goneReal });
     const frozen = new grpc.Server();
     const real = (frozen as unknown as { http2Servers: Map<unknown, unknown> }).http2Servers;
     // A map that never shows new entries, as if grpc-js kept its servers elsewhere.
@@ -272,6 +274,7 @@ describe("grpc-js internals self-test", () => {
       return this;
     };
     expect(() => injectWithStreamGuard(frozen)).toThrow(/grpc-js internals changed/);
+    Object.defineProperty(frozen, "http2Servers", { value: real });
     gone.forceShutdown();
     frozen.forceShutdown();
   });
