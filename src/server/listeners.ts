@@ -8,9 +8,13 @@
 import * as http2 from "node:http2";
 import * as tls from "node:tls";
 import type { AddressInfo, Server as NetServer } from "node:net";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import type { MaterialSource } from "../identity/material.ts";
 import type { Logger } from "../observability/logger.ts";
+import { injectWithStreamGuard, memoizePeerCertificate } from "./grpc-internals.ts";
+import { guardGrpcStreams } from "./http2-guard.ts";
+import { DEFAULT_LISTENER_LIMITS, type ListenerLimits } from "./limits.ts";
+import { throttledWarn } from "./log-throttle.ts";
 import { mtlsServerOptions, secureContextOptions } from "./tls-options.ts";
 
 export interface Listener {
@@ -29,20 +33,6 @@ function listen(server: NetServer, host: string, port: number): Promise<number> 
   });
 }
 
-/**
- * TLS 1.3 has no renegotiation, so a connection's peer certificate never
- * changes: read it once instead of on every call (the per-call
- * getPeerCertificate() was ~13% of server CPU in the full-chain profile).
- */
-function memoizePeerCertificate(socket: tls.TLSSocket): void {
-  const read = socket.getPeerCertificate.bind(socket);
-  let cached: tls.PeerCertificate | undefined;
-  socket.getPeerCertificate = ((detailed?: boolean) => {
-    if (detailed) return read(true);
-    return (cached ??= read(false));
-  }) as typeof socket.getPeerCertificate;
-}
-
 function reloadOnChange(server: tls.Server, material: MaterialSource, logger: Logger): () => void {
   return material.onChange((m) => {
     server.setSecureContext(secureContextOptions(m));
@@ -50,73 +40,41 @@ function reloadOnChange(server: tls.Server, material: MaterialSource, logger: Lo
   });
 }
 
-function logHandshakeFailures(server: tls.Server, logger: Logger): void {
+/**
+ * A failed handshake (no certificate, untrusted/expired/not-yet-valid chain, no
+ * clientAuth purpose, timeout, garbage) is logged with the verification error
+ * and the socket is closed: Node reports a handshake timeout but leaves the
+ * socket open. A peer can trigger this at will, so the log is rate-limited.
+ */
+function closeFailedHandshakes(server: tls.Server, logger: Logger): void {
+  const warn = throttledWarn(logger, "TLS handshake rejected");
   server.on("tlsClientError", (err, socket) => {
-    logger.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: err.message }, "TLS handshake rejected");
+    // Node verifies the chain after OpenSSL's handshake and then just closes; the reason is on the socket.
+    const reason = socket.authorizationError ? String(socket.authorizationError) : err.message;
+    warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason });
+    socket.destroy();
+  });
+}
+
+/** At most maxConnections TCP connections per listener; Node closes further ones on accept. */
+function capConnections(server: tls.Server, maxConnections: number, logger: Logger): void {
+  server.maxConnections = maxConnections;
+  const warn = throttledWarn(logger, "connection refused: listener at its connection cap");
+  server.on("drop", (data?: { remoteAddress?: string; remotePort?: number }) => {
+    warn({ peer: `${data?.remoteAddress}:${data?.remotePort}`, maxConnections });
   });
 }
 
 /**
- * What every mTLS listener does, in one place: log handshake failures, reload
- * certificate/key/roots when the material changes, and prepare each verified
- * (or unverified) connection. Returns the per-socket hook and the unsubscribe.
+ * What every mTLS listener does, in one place: refuse and log failed
+ * handshakes, cap connections, reload certificate/key/roots when the material
+ * changes, and prepare each verified connection. Returns the per-socket hook
+ * and the unsubscribe.
  */
-function hardenTlsServer(server: tls.Server, material: MaterialSource, logger: Logger) {
-  logHandshakeFailures(server, logger);
-  return {
-    prepare(socket: tls.TLSSocket): void {
-      memoizePeerCertificate(socket);
-      guardUnverified(socket, logger);
-    },
-    unsubscribe: reloadOnChange(server, material, logger),
-  };
-}
-
-/** How long a connection whose client certificate failed verification is kept: long enough to say why. */
-const UNVERIFIED_CONNECTION_MS = 5_000;
-
-/**
- * A client certificate that fails chain verification (unknown CA, expired)
- * would make Node drop the connection without a TLS alert, leaving the client
- * with a retryable "connection failed". Instead the connection is kept briefly:
- * it carries no verified identity, so every call on it is refused with
- * UNAUTHENTICATED (the security interceptor), and the reason is logged here.
- */
-function guardUnverified(socket: tls.TLSSocket, logger: Logger): void {
-  if (socket.authorized) return;
-  logger.warn(
-    { peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: String(socket.authorizationError ?? "no client certificate") },
-    "client certificate not verified: every call on this connection is refused",
-  );
-  setTimeout(() => socket.destroy(), UNVERIFIED_CONNECTION_MS).unref();
-}
-
-/**
- * Node's HTTP/2 layer treats `authorization` as single-valued and silently
- * keeps the first of several fields, so "exactly one authorization value"
- * could not be enforced. The raw header list still has them all: put every
- * value back, comma-joined, where the security interceptor counts them.
- */
-function preserveRepeatedAuthorization(server: http2.Http2Server): void {
-  server.prependListener("stream", (_stream, headers, _flags, rawHeaders: string[] | undefined) => {
-    if (!rawHeaders) return;
-    let values: string[] | undefined;
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      if (rawHeaders[i] === "authorization") (values ??= []).push(rawHeaders[i + 1]!);
-    }
-    if (values && values.length > 1) headers.authorization = values.join(", ");
-  });
-}
-
-/** The HTTP/2 server grpc-js creates for an injector (not public API: fail closed if it changes). */
-function injectorHttp2Server(grpcServer: grpc.Server, before: ReadonlySet<unknown>): http2.Http2Server {
-  const servers = (grpcServer as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
-  const created = servers ? [...servers.keys()].filter((s) => !before.has(s)) : [];
-  const candidate = created[0] as { prependListener?: unknown; listen?: unknown } | undefined;
-  if (created.length !== 1 || typeof candidate?.prependListener !== "function" || typeof candidate.listen !== "function") {
-    throw new Error("grpc-js internals changed: cannot install the repeated-authorization guard; refusing to serve");
-  }
-  return created[0] as http2.Http2Server;
+function hardenTlsServer(server: tls.Server, material: MaterialSource, logger: Logger, limits: ListenerLimits) {
+  closeFailedHandshakes(server, logger);
+  capConnections(server, limits.maxConnections, logger);
+  return { prepare: memoizePeerCertificate, unsubscribe: reloadOnChange(server, material, logger) };
 }
 
 /** gRPC over mTLS: we own the TLS server (TLS 1.3, reload), grpc-js owns HTTP/2 and gRPC. */
@@ -126,13 +84,15 @@ export async function listenGrpc(opts: {
   host: string;
   port: number;
   logger: Logger;
+  limits?: ListenerLimits;
 }): Promise<Listener> {
-  const internals = (opts.grpcServer as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
-  const before = new Set(internals?.keys() ?? []);
-  const injector = opts.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  preserveRepeatedAuthorization(injectorHttp2Server(opts.grpcServer, before));
-  const server = tls.createServer(mtlsServerOptions(opts.material.current(), ["h2"]));
-  const { prepare, unsubscribe } = hardenTlsServer(server, opts.material, opts.logger);
+  const limits = opts.limits ?? DEFAULT_LISTENER_LIMITS;
+  const { injector, http2Server, grpcStreamListener } = injectWithStreamGuard(opts.grpcServer);
+  guardGrpcStreams(http2Server, grpcStreamListener, opts.logger);
+  // grpc-js has no option for it (grpc.max_metadata_size is not read by grpc-js): set it on its HTTP/2 server.
+  http2Server.updateSettings({ maxHeaderListSize: limits.maxHeaderListSize });
+  const server = tls.createServer(mtlsServerOptions(opts.material.current(), ["h2"], limits.handshakeTimeoutMs));
+  const { prepare, unsubscribe } = hardenTlsServer(server, opts.material, opts.logger, limits);
   server.on("secureConnection", (socket: tls.TLSSocket) => {
     socket.on("error", () => {}); // reset by peer etc.; grpc-js reports call-level errors
     prepare(socket);
@@ -156,6 +116,14 @@ export async function listenGrpc(opts: {
   };
 }
 
+function destroyIdleSocket(this: tls.TLSSocket): void {
+  this.destroy();
+}
+
+function cancelIdleStream(this: http2.ServerHttp2Stream): void {
+  this.close(http2.constants.NGHTTP2_CANCEL);
+}
+
 /** The Connect protocol (and gRPC for the benchmark) over mTLS, served by connect-node. */
 export async function listenConnect(opts: {
   handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
@@ -164,9 +132,21 @@ export async function listenConnect(opts: {
   port: number;
   logger: Logger;
   maxConnectionAgeMs: number;
+  limits?: ListenerLimits;
 }): Promise<Listener> {
-  const server = http2.createSecureServer({ ...mtlsServerOptions(opts.material.current(), ["h2", "http/1.1"]), allowHTTP1: true }, opts.handler);
-  const { prepare, unsubscribe } = hardenTlsServer(server, opts.material, opts.logger);
+  const limits = opts.limits ?? DEFAULT_LISTENER_LIMITS;
+  const server = http2.createSecureServer(
+    {
+      ...mtlsServerOptions(opts.material.current(), ["h2", "http/1.1"], limits.handshakeTimeoutMs),
+      allowHTTP1: true,
+      settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderListSize },
+      maxSendHeaderBlockLength: limits.maxHeaderListSize,
+    },
+    opts.handler,
+  );
+  const { prepare, unsubscribe } = hardenTlsServer(server, opts.material, opts.logger, limits);
+  // A stream (request body, response) with no frames either way for streamIdleTimeoutMs is reset.
+  server.on("stream", (stream: http2.ServerHttp2Stream) => stream.setTimeout(limits.streamIdleTimeoutMs, cancelIdleStream));
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<tls.TLSSocket>();
   server.on("session", (session: http2.ServerHttp2Session) => {
@@ -181,6 +161,8 @@ export async function listenConnect(opts: {
   });
   server.on("secureConnection", (socket: tls.TLSSocket) => {
     prepare(socket);
+    // HTTP/1.1 has no streams: the same idle bound applies to the connection.
+    if (socket.alpnProtocol !== "h2") socket.setTimeout(limits.streamIdleTimeoutMs, destroyIdleSocket);
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });

@@ -16,6 +16,7 @@ import type { ErrorReporter } from "./errors.ts";
 import { registerGrpcRoutes } from "./grpc-js-adapter.ts";
 import { createHealth, type HealthService } from "./health.ts";
 import { listenConnect, listenGrpc, type Listener } from "./listeners.ts";
+import { listenerLimits, type ListenerLimits } from "./limits.ts";
 import { loggingInterceptor, type CallObserver } from "./logging-interceptor.ts";
 import { createReflection } from "./reflection.ts";
 import { buildRoutes, type Route, type ServiceRegistration } from "./routes.ts";
@@ -45,6 +46,8 @@ export interface ServerOptions {
   readonly observe?: CallObserver;
   /** Which stack serves gRPC: grpc-js (default, chosen by measurement) or connect-node (benchmarks). */
   readonly grpcStack?: "grpc-js" | "connect-node";
+  /** Per-listener resource bounds (connections, handshake time, streams, header size, idle streams); see limits.ts for defaults. */
+  readonly limits?: Partial<ListenerLimits>;
 }
 
 export interface RpcServer {
@@ -80,6 +83,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const routes = buildRoutes(served, interceptors);
   const bind = options.host ?? "127.0.0.1";
   const maxConnectionAgeMs = options.maxConnectionAgeMs ?? 60 * 60 * 1000;
+  const limits = listenerLimits(options.limits);
 
   const listeners: Listener[] = [];
   let grpcServer: grpc.Server | undefined;
@@ -89,16 +93,17 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
         "grpc.max_connection_age_ms": maxConnectionAgeMs,
         "grpc.max_connection_age_grace_ms": 30_000,
         "grpc.max_receive_message_length": 4 * 1024 * 1024,
+        "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
       });
       registerGrpcRoutes(grpcServer, routes, shutdown.signal, report);
-      listeners.push(await listenGrpc({ grpcServer, material, host: bind, port: options.port, logger }));
+      listeners.push(await listenGrpc({ grpcServer, material, host: bind, port: options.port, logger, limits }));
     } else {
       const handler = createConnectHandler(routes, report, { grpc: true, shutdownSignal: shutdown.signal });
-      listeners.push(await listenConnect({ handler, material, host: bind, port: options.port, logger, maxConnectionAgeMs }));
+      listeners.push(await listenConnect({ handler, material, host: bind, port: options.port, logger, maxConnectionAgeMs, limits }));
     }
     if (options.connectPort !== undefined) {
       const handler = createConnectHandler(routes, report, { shutdownSignal: shutdown.signal });
-      listeners.push(await listenConnect({ handler, material, host: bind, port: options.connectPort, logger, maxConnectionAgeMs }));
+      listeners.push(await listenConnect({ handler, material, host: bind, port: options.connectPort, logger, maxConnectionAgeMs, limits }));
     }
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close(0)));

@@ -1,11 +1,14 @@
 /**
- * Server TLS settings, one place: TLS 1.3 only, client certificate requested
- * and verified against the trust bundle. A connection whose certificate is
- * missing or fails verification is not dropped silently (Node sends no alert,
- * the client would see a retryable outage): it is accepted without an
- * identity, every call on it is refused with UNAUTHENTICATED, and it is closed
- * after a few seconds (src/server/listeners.ts). The SPIFFE leaf checks
- * OpenSSL does not do run per call in the security interceptor.
+ * Server TLS settings, one place: TLS 1.3 only, a client certificate required
+ * and verified in the handshake. OpenSSL checks the chain against the trust
+ * bundle, the validity period and, on a server, the clientAuth purpose
+ * (extendedKeyUsage). No certificate: OpenSSL fails the handshake with a
+ * certificate_required alert. A certificate that fails verification: Node
+ * (whose OpenSSL verify callback defers the verdict to JS) closes the socket
+ * as the handshake completes, before any application byte, without an alert.
+ * Either way the peer never reaches HTTP/2, gRPC or protobuf. The SPIFFE leaf
+ * checks OpenSSL cannot make (CA flag, key usage bits, exactly one URI SAN,
+ * trust domain) run after the handshake, in the security interceptor.
  */
 import type { SecureContextOptions, TlsOptions } from "node:tls";
 import type { IdentityMaterial } from "../identity/material.ts";
@@ -14,6 +17,13 @@ export function secureContextOptions(m: IdentityMaterial): SecureContextOptions 
   return { cert: m.workload.certPem, key: m.workload.keyPem, ca: m.bundle.caPem, minVersion: "TLSv1.3" };
 }
 
-export function mtlsServerOptions(m: IdentityMaterial, alpn: string[]): TlsOptions {
-  return { ...secureContextOptions(m), requestCert: true, rejectUnauthorized: false, ALPNProtocols: alpn };
+export function mtlsServerOptions(m: IdentityMaterial, alpn: string[], handshakeTimeoutMs: number): TlsOptions {
+  return {
+    ...secureContextOptions(m),
+    requestCert: true,
+    rejectUnauthorized: true,
+    ALPNProtocols: alpn,
+    // Node only reports a timed-out handshake (tlsClientError); the listener closes the socket.
+    handshakeTimeout: handshakeTimeoutMs,
+  };
 }

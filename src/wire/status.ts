@@ -16,8 +16,10 @@ export function isServiceError(e: unknown): e is ServiceError {
   return e instanceof Error && typeof (e as Partial<ServiceError>).code === "number" && "metadata" in e;
 }
 
-// TLS handshake failures: our certificate refused, theirs untrusted, or not the identity we meant to call.
-const TLS_FAILURE = /tt-rpc: server identity|alert|certificate|self.signed|unable to (get|verify)|wrong version number|unsupported protocol|no protocols available/i;
+// TLS handshake failures: our certificate refused (a TLS alert, e.g. "tlsv13 alert certificate required", or our
+// own pre-check: a server refusing a bad certificate only closes the connection, which grpc-js reports as a plain,
+// retryable "Failed to connect"), theirs untrusted, or not the identity we meant to call.
+const TLS_FAILURE = /tt-rpc: (server identity|client certificate)|alert|certificate|self.signed|unable to (get|verify)|wrong version number|unsupported protocol|no protocols available/i;
 
 /**
  * Client side: a grpc-js error becomes a ConnectError with the same code,

@@ -772,10 +772,11 @@ describe("TLS layer: bad client certificates, wrong server, plaintext", () => {
     });
   }
 
-  // Every bad client certificate ends the same way: the connection carries no verified identity and each
-  // call on it is refused with UNAUTHENTICATED (chain failures are not dropped silently: see tls-options.ts).
+  // Leaves OpenSSL refuses (chain, validity) never get past the TLS handshake: a raw client sees only a
+  // closed connection (Node sends no alert for a refused chain), the server logs why. Leaves OpenSSL
+  // accepts reach the per-call leaf checks and every call on them is UNAUTHENTICATED.
   for (const c of tlsCases) {
-    it(`raw grpc-js with ${c.name} -> UNAUTHENTICATED`, async () => {
+    it(`raw grpc-js with ${c.name} -> ${c.handshake ? "refused in the TLS handshake" : "UNAUTHENTICATED"}`, async () => {
       const leaf = leaves.get(c.kind)!;
       const client = new grpc.Client(ticketAddr, sslCredentials({ key: leaf.keyPem, cert: leaf.certPem }));
       closers.push(() => client.close());
@@ -783,17 +784,26 @@ describe("TLS layer: bad client certificates, wrong server, plaintext", () => {
       md.add("authorization", bearer(await realToken("payment-service", TICKET_ID, TICKET_PATH, ctxToken)));
       md.add("tt-context", ctxToken);
       const handledBefore = handled.length;
+      const mark = logLines.length;
       const out = await unary(client, TICKET_PATH, GetTicketStatusRequestSchema, GetTicketStatusResponseSchema, { tenantId: TENANT, ticketId: "t-1" }, md);
-      expect(out.code, out.details).toBe(UNAUTHENTICATED);
-      expect(out.details).toBe("unauthenticated");
       expect(handled.length).toBe(handledBefore);
+      if (c.handshake) {
+        // grpc-js has no TLS reason to show (the server closed the connection in the handshake): UNAVAILABLE.
+        expect(out.code, out.details).toBe(UNAVAILABLE);
+        await until(() => /TLS handshake rejected/.test(logSince(mark)));
+        expect(logSince(mark)).toMatch(/"msg":"TLS handshake rejected"/);
+        expect(logSince(mark)).not.toMatch(/"msg":"call rejected"/);
+      } else {
+        expect(out.code, out.details).toBe(UNAUTHENTICATED);
+        expect(out.details).toBe("unauthenticated");
+      }
     });
   }
 
-  it("client certificate refused by chain verification (other CA, expired): framework client -> UNAUTHENTICATED, server log names the verification error", async () => {
-    for (const [kind, logReason] of [
-      ["other-ca", /UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT|unable to get local issuer certificate/i],
-      ["expired", /certificate has expired|CERT_HAS_EXPIRED/i],
+  it("client certificate refused in the TLS handshake (other CA, expired): framework client -> UNAUTHENTICATED naming the reason, server never sees a call", async () => {
+    for (const [kind, ownReason, logReason] of [
+      ["other-ca", /does not chain to the trust bundle/, /UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE/],
+      ["expired", /expired at/, /CERT_HAS_EXPIRED/],
     ] as const) {
       const leaf = leaves.get(kind)!;
       const client = createTicketServiceClient({ identity: withLeaf(m2("payment-service"), leaf), address: ticketAddr });
@@ -801,15 +811,23 @@ describe("TLS layer: bad client certificates, wrong server, plaintext", () => {
       const handledBefore = handled.length;
       const mark = logLines.length;
       const out = await outcome(client.getTicketStatus({ tenantId: TENANT, ticketId: "t-1" }, { headers: { "tt-context": ctxToken }, timeoutMs: DEADLINE_MS }));
-      expect({ kind, code: out.code, details: out.details }).toEqual({ kind, code: UNAUTHENTICATED, details: "unauthenticated" });
+      expect({ kind, code: out.code }).toEqual({ kind, code: UNAUTHENTICATED });
+      // The client knows before the server closes on it: its own certificate fails its own trust bundle.
+      expect(out.details).toMatch(/^mTLS handshake failed: .*tt-rpc: client certificate unusable: /);
+      expect(out.details).toMatch(ownReason);
       expect(handled.length).toBe(handledBefore);
-      await until(() => /client certificate not verified/.test(logSince(mark)));
+      expect(logSince(mark)).not.toMatch(/"msg":"call rejected"/);
+
+      // The server's own verdict on that certificate, from a raw TLS client that skips the pre-check.
+      const raw = tls.connect({ host: "127.0.0.1", port: ticketServer.port, ca: caPem, cert: leaf.certPem, key: leaf.keyPem, ALPNProtocols: ["h2"], checkServerIdentity: () => undefined });
+      raw.on("error", () => {});
+      await until(() => logReason.test(reasonsSince(mark)));
+      raw.destroy();
       expect(reasonsSince(mark), `${kind}: the server log does not say why the certificate was refused`).toMatch(logReason);
-      expect(reasonsSince(mark)).toMatch(/no verified client certificate on the connection/);
     }
   });
 
-  it("no client certificate: raw grpc-js and the framework transport -> UNAUTHENTICATED, handler never runs", async () => {
+  it("no client certificate: TLS alert; raw grpc-js -> UNAVAILABLE naming it, the framework transport -> UNAUTHENTICATED; handler never runs", async () => {
     const handledBefore = handled.length;
     const mark = logLines.length;
     const raw = new grpc.Client(ticketAddr, sslCredentials(undefined));
@@ -818,7 +836,8 @@ describe("TLS layer: bad client certificates, wrong server, plaintext", () => {
     md.add("authorization", bearer(await realToken("payment-service", TICKET_ID, TICKET_PATH, ctxToken)));
     md.add("tt-context", ctxToken);
     const rawOut = await unary(raw, TICKET_PATH, GetTicketStatusRequestSchema, GetTicketStatusResponseSchema, { tenantId: TENANT, ticketId: "t-1" }, md);
-    expect(rawOut.code, rawOut.details).toBe(UNAUTHENTICATED);
+    expect(rawOut.code, rawOut.details).toBe(UNAVAILABLE);
+    expect(rawOut.details).toMatch(/alert certificate required/);
 
     // The framework's transport (status mapping + call-token interceptor), with credentials lacking a certificate.
     const transport = createGrpcJsTransport({
@@ -831,10 +850,10 @@ describe("TLS layer: bad client certificates, wrong server, plaintext", () => {
       createClient(TicketService, transport).getTicketStatus({ tenantId: TENANT, ticketId: "t-1" }, { headers: { "tt-context": ctxToken }, timeoutMs: DEADLINE_MS }),
     );
     expect(out.code, out.details).toBe(UNAUTHENTICATED);
-    expect(out.details).toBe("unauthenticated");
+    expect(out.details).toMatch(/^mTLS handshake failed: .*alert certificate required/);
     expect(handled.length).toBe(handledBefore);
-    await until(() => /client certificate not verified/.test(logSince(mark)));
-    expect(reasonsSince(mark)).toMatch(/no verified client certificate on the connection/);
+    await until(() => /peer did not return a certificate/.test(reasonsSince(mark)));
+    expect(reasonsSince(mark)).toMatch(/peer did not return a certificate/);
   });
 
   it("server with the wrong identity: a ticket-service client refuses event-service -> UNAUTHENTICATED, handler never runs", async () => {

@@ -149,3 +149,81 @@ export function rawGrpcUnary(opts: {
     });
   });
 }
+
+export interface RawStreamsOutcome {
+  /** SETTINGS_MAX_CONCURRENT_STREAMS the server advertised (undefined: not sent, i.e. unlimited). */
+  readonly advertisedMaxStreams: number | undefined;
+  /** Streams the server reset, with the RST_STREAM error code. */
+  readonly reset: ReadonlyMap<number, number>;
+  /** GOAWAY error code, if the server ended the connection. */
+  readonly goawayCode: number | undefined;
+}
+
+/**
+ * Opens `count` request streams on one mTLS connection, each with the given
+ * headers and no END_STREAM (bodies never finish), ignoring the server's
+ * stream limit (acknowledging its SETTINGS first, as a real client would),
+ * and reports after waitMs what the server reset.
+ */
+export function rawOpenStreams(opts: {
+  port: number;
+  ca: string;
+  cert: string;
+  key: string;
+  headers: ReadonlyArray<readonly [string, string]>;
+  count: number;
+  waitMs: number;
+}): Promise<RawStreamsOutcome> {
+  return new Promise((resolve, reject) => {
+    let advertisedMaxStreams: number | undefined;
+    const reset = new Map<number, number>();
+    let goawayCode: number | undefined;
+    let buffered = Buffer.alloc(0);
+    let sent = false;
+    const socket = tls.connect({
+      host: "127.0.0.1",
+      port: opts.port,
+      ca: opts.ca,
+      cert: opts.cert,
+      key: opts.key,
+      ALPNProtocols: ["h2"],
+      checkServerIdentity: () => undefined,
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ advertisedMaxStreams, reset, goawayCode });
+    }, opts.waitMs);
+    socket.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.on("secureConnect", () => socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0))])));
+    socket.on("data", (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 9) {
+        const length = buffered.readUIntBE(0, 3);
+        if (buffered.length < 9 + length) break;
+        const type = buffered.readUInt8(3);
+        const flags = buffered.readUInt8(4);
+        const streamId = buffered.readUInt32BE(5) & 0x7fffffff;
+        const payload = buffered.subarray(9, 9 + length);
+        buffered = buffered.subarray(9 + length);
+        if (type === SETTINGS && !(flags & ACK)) {
+          for (let i = 0; i + 6 <= payload.length; i += 6) {
+            if (payload.readUInt16BE(i) === 0x3) advertisedMaxStreams = payload.readUInt32BE(i + 2);
+          }
+          socket.write(frame(SETTINGS, ACK, 0, Buffer.alloc(0)));
+          if (!sent) {
+            sent = true;
+            const block = hpackLiteral(opts.headers);
+            const frames: Buffer[] = [];
+            for (let i = 0; i < opts.count; i++) frames.push(frame(HEADERS, END_HEADERS, 1 + 2 * i, block));
+            socket.write(Buffer.concat(frames));
+          }
+        } else if (type === PING && !(flags & ACK)) socket.write(frame(PING, ACK, 0, payload));
+        else if (type === RST_STREAM) reset.set(streamId, payload.readUInt32BE(0));
+        else if (type === GOAWAY) goawayCode = payload.readUInt32BE(4);
+      }
+    });
+  });
+}

@@ -5,7 +5,18 @@
  * caught it.
  */
 import * as x509 from "../../src/identity/x509.ts";
-import { type CaMaterial, type IssuedCert, createRootCa, issueCertificate, issueWorkloadLeaf } from "../../src/identity/cert-issue.ts";
+import {
+  type CaMaterial,
+  type IssuedCert,
+  EC_P256_SHA256,
+  certToPem,
+  createRootCa,
+  generateEcKeyPair,
+  issueCertificate,
+  issueWorkloadLeaf,
+  privateKeyToPem,
+  toSecond,
+} from "../../src/identity/cert-issue.ts";
 import { TRUST_DOMAIN, workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
 
 export type TestLeafKind =
@@ -20,7 +31,10 @@ export type TestLeafKind =
   | "crl-sign"
   | "no-digital-signature"
   | "bad-spiffe-grammar"
-  | "bad-shape";
+  | "bad-shape"
+  | "not-yet-valid"
+  | "server-auth-only"
+  | "self-signed";
 
 export const BAD_LEAF_KINDS: readonly Exclude<TestLeafKind, "good">[] = [
   "other-ca",
@@ -34,7 +48,13 @@ export const BAD_LEAF_KINDS: readonly Exclude<TestLeafKind, "good">[] = [
   "no-digital-signature",
   "bad-spiffe-grammar",
   "bad-shape",
+  "not-yet-valid",
+  "server-auth-only",
+  "self-signed",
 ];
+
+/** The kinds OpenSSL (chain, validity period, clientAuth purpose) refuses in the TLS handshake itself. */
+export const HANDSHAKE_REFUSED_KINDS = ["other-ca", "self-signed", "expired", "not-yet-valid", "server-auth-only"] as const;
 
 export function createTestCa(name = "TicketToken test CA"): ReturnType<typeof createRootCa> {
   return createRootCa({ commonName: name });
@@ -89,5 +109,31 @@ export async function issueTestLeaf(
       return issueCertificate(ca, { ...base, uris: [`spiffe://${TRUST_DOMAIN}/ns/${env}/sa/../${workload}`] });
     case "bad-shape":
       return issueCertificate(ca, { ...base, uris: [`spiffe://${TRUST_DOMAIN}/${workload}`] });
+    case "not-yet-valid":
+      return issueCertificate(ca, { ...base, notBefore: new Date(now.getTime() + HOUR), notAfter: new Date(now.getTime() + 48 * HOUR) });
+    case "server-auth-only":
+      return issueCertificate(ca, { ...base, extKeyUsage: [x509.ExtendedKeyUsage.serverAuth] });
+    case "self-signed":
+      return selfSignedLeaf(base);
   }
+}
+
+/** A leaf that is its own issuer (not a CA), otherwise shaped like a workload certificate. */
+async function selfSignedLeaf(spec: { subject: string; uris: string[]; notBefore: Date; notAfter: Date }): Promise<IssuedCert> {
+  const keys = await generateEcKeyPair();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: "01",
+    name: spec.subject,
+    keys,
+    signingAlgorithm: EC_P256_SHA256,
+    notBefore: toSecond(spec.notBefore),
+    notAfter: toSecond(spec.notAfter),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      new x509.SubjectAlternativeNameExtension(spec.uris.map((value) => ({ type: "url" as const, value }))),
+    ],
+  });
+  return { cert, certPem: certToPem(cert), keyPem: privateKeyToPem(keys.privateKey) };
 }

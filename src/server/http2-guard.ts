@@ -1,0 +1,110 @@
+/**
+ * The framework's own check of every gRPC request, on the HTTP/2 'stream'
+ * event, before grpc-js sees the headers (see grpc-internals.ts for how it is
+ * put in front). grpc-js is lenient where the gRPC HTTP/2 protocol is not, and
+ * prints a metadata value it cannot parse to stderr in full, token included,
+ * outside our log redaction. Refused here, per PROTOCOL-HTTP2.md:
+ *
+ * - `:method` other than POST -> HTTP 405 (not a gRPC request at all);
+ * - `content-type` other than `application/grpc` or `application/grpc+proto`
+ *   (optionally with `;` parameters) -> HTTP 415, as the spec says, so no
+ *   non-gRPC client mistakes a gRPC error (HTTP 200) for success;
+ * - `grpc-timeout` not 1-8 ASCII digits and one of H M S m u n -> INTERNAL:
+ *   a malformed protocol header is a broken transport invariant, not a bad
+ *   request argument (grpc-go answers it the same way);
+ * - a metadata value that is not printable ASCII (non `-bin` keys): in
+ *   `authorization` or `tt-context` -> UNAUTHENTICATED (a credential we will
+ *   not read), elsewhere -> INTERNAL. The log names the header, never the value.
+ *
+ * Not checked here: the compressed flag of a message without `grpc-encoding`.
+ * It is the first byte of each length-prefixed message inside DATA, which
+ * grpc-js reads from the stream itself; checking it in front would mean a
+ * second message decoder on every call's hot path or patching grpc-js's
+ * decoder. grpc-js treats such a message as uncompressed, so its bytes are
+ * parsed (and rejected or accepted) exactly as if the flag were 0.
+ *
+ * Also restored here: Node keeps only the first of several `authorization`
+ * fields; every value is put back, comma-joined, so the security interceptor
+ * can enforce "exactly one".
+ */
+import * as http2 from "node:http2";
+import type { Logger } from "../observability/logger.ts";
+import { throttledWarn } from "./log-throttle.ts";
+
+export interface Refusal {
+  /** Response headers (trailers-only for gRPC statuses), shared constants. */
+  readonly response: http2.OutgoingHttpHeaders;
+  /** Why, for the log (never a header value). */
+  readonly reason: string;
+}
+
+const trailersOnly = (code: number, message: string): http2.OutgoingHttpHeaders => ({
+  ":status": 200,
+  "content-type": "application/grpc",
+  "grpc-status": String(code),
+  "grpc-message": message,
+});
+const INTERNAL = 13;
+const UNAUTHENTICATED = 16;
+
+const METHOD_NOT_ALLOWED: Refusal = { response: { ":status": 405, allow: "POST" }, reason: "method is not POST" };
+const UNSUPPORTED_MEDIA_TYPE: Refusal = { response: { ":status": 415 }, reason: "content-type is not application/grpc[+proto]" };
+const BAD_TIMEOUT: Refusal = { response: trailersOnly(INTERNAL, "malformed grpc-timeout"), reason: "malformed grpc-timeout" };
+const CREDENTIAL_HEADERS = new Set(["authorization", "tt-context"]);
+const badCredential = new Map(
+  [...CREDENTIAL_HEADERS].map((h) => [h, { response: trailersOnly(UNAUTHENTICATED, "unauthenticated"), reason: `${h} value is not printable ASCII` }]),
+);
+const BAD_METADATA: Refusal = { response: trailersOnly(INTERNAL, "malformed metadata"), reason: "a metadata value is not printable ASCII" };
+
+const GRPC_CONTENT_TYPE = /^application\/grpc(?:\+proto)?(?:;.*)?$/i;
+const GRPC_TIMEOUT = /^\d{1,8}[HMSmun]$/;
+const NOT_PRINTABLE_ASCII = /[^\x20-\x7e]/;
+
+/**
+ * Checks one request's headers; returns the refusal, or undefined to admit
+ * it (after restoring repeated `authorization` values in `headers`).
+ */
+export function checkGrpcRequest(headers: http2.IncomingHttpHeaders, rawHeaders: readonly string[]): Refusal | undefined {
+  if (headers[":method"] !== "POST") return METHOD_NOT_ALLOWED;
+  const contentType = headers["content-type"];
+  if (contentType === undefined || !GRPC_CONTENT_TYPE.test(contentType)) return UNSUPPORTED_MEDIA_TYPE;
+  const timeout = headers["grpc-timeout"];
+  if (timeout !== undefined && (typeof timeout !== "string" || !GRPC_TIMEOUT.test(timeout))) return BAD_TIMEOUT;
+  let authorizations: string[] | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const value = rawHeaders[i + 1]!;
+    if (name.charCodeAt(0) === 0x3a /* ':' */ || name.endsWith("-bin")) continue;
+    if (NOT_PRINTABLE_ASCII.test(value)) return badCredential.get(name) ?? BAD_METADATA;
+    if (name === "authorization") (authorizations ??= []).push(value);
+  }
+  if (authorizations && authorizations.length > 1) headers.authorization = authorizations.join(", ");
+  return undefined;
+}
+
+type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
+
+function ignore(): void {}
+
+function refuse(stream: http2.ServerHttp2Stream, refusal: Refusal): void {
+  stream.on("error", ignore);
+  if (!stream.headersSent && !stream.destroyed) stream.respond(refusal.response, { endStream: true });
+  // The answer is complete: don't wait for the rest of the body (RST_STREAM NO_ERROR after it, as the spec allows).
+  stream.close(http2.constants.NGHTTP2_NO_ERROR);
+}
+
+/**
+ * Puts the guard in front of `next` (grpc-js's own stream listener, already
+ * detached from `server`): admitted streams go on to grpc-js, refused ones
+ * get their answer here and are logged, rate-limited.
+ */
+export function guardGrpcStreams(server: http2.Http2Server, next: StreamListener, logger: Logger): void {
+  const warn = throttledWarn(logger, "gRPC request refused before grpc-js");
+  server.on("stream", function (this: http2.Http2Server, stream, headers, flags, rawHeaders: string[]) {
+    const refusal = checkGrpcRequest(headers, rawHeaders);
+    if (refusal === undefined) return next.call(this, stream, headers, flags, rawHeaders);
+    refuse(stream, refusal);
+    const socket = stream.session?.socket;
+    warn({ peer: `${socket?.remoteAddress}:${socket?.remotePort}`, reason: refusal.reason });
+  });
+}
