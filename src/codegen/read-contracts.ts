@@ -150,6 +150,20 @@ function readMethod(method: DescMethod, ext: OptionExtensions, errors: string[])
   if (behavior.timeoutMs > 300_000) {
     errors.push(`${where}: timeout_ms ${behavior.timeoutMs} exceeds the 300000 ms ceiling`);
   }
+  const idempotency = idempotencyOf(method);
+  // Mutating calls must say how a retry is made safe, so the client can retry and the server can dedupe.
+  if (idempotency === "unknown" && !behavior.idempotencyKey) {
+    errors.push(
+      `${where}: mutating RPC declares neither idempotency_level = IDEMPOTENT nor ` +
+        `(${OPTIONS_PACKAGE}.call) = {idempotency_key: true}; decide which makes a retry safe`,
+    );
+  }
+  if (behavior.idempotencyKey && idempotency === "no_side_effects") {
+    errors.push(`${where}: idempotency_key on a NO_SIDE_EFFECTS method (nothing to deduplicate)`);
+  }
+  if (behavior.idempotencyKey && method.methodKind !== "unary") {
+    errors.push(`${where}: idempotency_key is only supported on unary methods (the stored response is one message)`);
+  }
   const tenantFields = method.input.fields.filter((f) => hasOption(f, ext.tenantKey) && getOption(f, ext.tenantKey) === true);
   if (tenantFields.length > 1) {
     errors.push(`${where}: request ${method.input.typeName} marks ${tenantFields.length} fields as tenant_key (at most one)`);
@@ -164,7 +178,7 @@ function readMethod(method: DescMethod, ext: OptionExtensions, errors: string[])
     path,
     callers: access.callers,
     scopes: access.scopes,
-    idempotency: idempotencyOf(method),
+    idempotency,
     ...(behavior.timeoutMs > 0 ? { timeoutMs: behavior.timeoutMs } : {}),
     idempotencyKey: behavior.idempotencyKey,
     ...(tenant ? { tenantKey: tenant.localName } : {}),

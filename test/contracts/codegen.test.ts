@@ -67,6 +67,42 @@ describe("protoc-gen-tt-rpc contract validation", () => {
     expect(r.stderr).toContain("tickettoken.ticket.v1.TicketService.GetTicketStatus: request tickettoken.ticket.v1.GetTicketStatusRequest marks 2 fields as tenant_key");
   });
 
+  it("fails on a mutating RPC that declares neither IDEMPOTENT nor an idempotency key, naming the method", async () => {
+    const r = await generateWith((s) =>
+      s.replace(
+        /(rpc RecordScan\(RecordScanRequest\) returns \(RecordScanResponse\) \{\n    option \(tickettoken\.rpc\.v1\.access\) = \{[^}]*\};\n)    option \(tickettoken\.rpc\.v1\.call\) = \{idempotency_key: true\};\n/,
+        "$1",
+      ),
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(
+      "tickettoken.ticket.v1.TicketService.RecordScan: mutating RPC declares neither idempotency_level = IDEMPOTENT nor (tickettoken.rpc.v1.call) = {idempotency_key: true}",
+    );
+  });
+
+  it("accepts a mutating RPC declared IDEMPOTENT without a key", async () => {
+    const r = await generateWith((s) =>
+      s.replace(
+        /(rpc RecordScan\(RecordScanRequest\) returns \(RecordScanResponse\) \{\n)(    option \(tickettoken\.rpc\.v1\.access\) = \{[^}]*\};\n)    option \(tickettoken\.rpc\.v1\.call\) = \{idempotency_key: true\};\n/,
+        "$1    option idempotency_level = IDEMPOTENT;\n$2",
+      ),
+    );
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+  });
+
+  it("fails on an idempotency key on a streaming read method", async () => {
+    const r = await generateWith((s) =>
+      s.replace(
+        /(rpc ListTicketsByEvent\(ListTicketsByEventRequest\) returns \(stream ListTicketsByEventResponse\) \{\n)/,
+        "$1    option (tickettoken.rpc.v1.call) = {idempotency_key: true};\n",
+      ),
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("tickettoken.ticket.v1.TicketService.ListTicketsByEvent: idempotency_key on a NO_SIDE_EFFECTS method");
+    expect(r.stderr).toContain("tickettoken.ticket.v1.TicketService.ListTicketsByEvent: idempotency_key is only supported on unary methods");
+  });
+
   it("fails on a service port that breaks the port rule", async () => {
     const r = await generateWith((s) => s.replace("default_port: 50004", "default_port: 50999"));
     expect(r.code).not.toBe(0);
