@@ -20,6 +20,8 @@ import { loggingInterceptor, type CallObserver } from "./logging-interceptor.ts"
 import { createReflection } from "./reflection.ts";
 import { buildRoutes, type Route, type ServiceRegistration } from "./routes.ts";
 import { securityInterceptor } from "./security-interceptor.ts";
+import { dedupeInterceptor } from "./dedupe.ts";
+import { createMemoryDedupeStore, type DedupeStore } from "../resilience/dedupe-store.ts";
 import type { ReplayCache } from "../auth/replay-cache.ts";
 import { isServiceName, type ServiceName } from "../identity/workloads.ts";
 
@@ -43,6 +45,8 @@ export interface ServerOptions {
   readonly replayCache?: ReplayCache;
   /** Observes every finished call (metrics). */
   readonly observe?: CallObserver;
+  /** Responses of calls with an idempotency key (default: bounded in-memory, 24 h). */
+  readonly dedupeStore?: DedupeStore;
   /** Which stack serves gRPC: grpc-js (default, chosen by measurement) or connect-node (benchmarks). */
   readonly grpcStack?: "grpc-js" | "connect-node";
 }
@@ -75,6 +79,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const interceptors: ServerInterceptor[] = [
     loggingInterceptor(logger, options.observe),
     securityInterceptor({ material, logger, ...(options.replayCache ? { replayCache: options.replayCache } : {}) }),
+    dedupeInterceptor(options.dedupeStore ?? createMemoryDedupeStore(), logger),
     ...(options.interceptors ?? []),
   ];
   const routes = buildRoutes(served, interceptors);
