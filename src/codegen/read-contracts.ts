@@ -39,8 +39,8 @@ export interface MethodModel {
 
 export interface ServiceContractModel {
   service: DescService;
-  name: ServiceName;
-  defaultPort: number;
+  /** Who implements it; undefined for a framework service, which every server hosts under its own identity. */
+  identity: { name: ServiceName; defaultPort: number } | undefined;
   methods: MethodModel[];
 }
 
@@ -97,6 +97,13 @@ export function readServiceContracts(files: readonly DescFile[]): ServiceContrac
 }
 
 function readService(service: DescService, ext: OptionExtensions, errors: string[]): ServiceContractModel | undefined {
+  // The framework's own services (admin) live beside the options and are hosted by every server.
+  if (service.file.proto.package === OPTIONS_PACKAGE) {
+    if (hasOption(service, ext.service)) {
+      errors.push(`${service.typeName}: a framework service is hosted by every server and takes no (${OPTIONS_PACKAGE}.service) option`);
+    }
+    return { service, identity: undefined, methods: readMethods(service, ext, errors) };
+  }
   if (!hasOption(service, ext.service)) {
     errors.push(`${service.typeName}: missing option (${OPTIONS_PACKAGE}.service) = {name, default_port}`);
     return undefined;
@@ -113,12 +120,16 @@ function readService(service: DescService, ext: OptionExtensions, errors: string
         `(expected ${expectedPort} = 50000 + HTTP port - 3000)`,
     );
   }
+  return { service, identity: { name: identity.name, defaultPort: identity.defaultPort }, methods: readMethods(service, ext, errors) };
+}
+
+function readMethods(service: DescService, ext: OptionExtensions, errors: string[]): MethodModel[] {
   const methods: MethodModel[] = [];
   for (const method of service.methods) {
     const m = readMethod(method, ext, errors);
     if (m) methods.push(m);
   }
-  return { service, name: identity.name, defaultPort: identity.defaultPort, methods };
+  return methods;
 }
 
 function readMethod(method: DescMethod, ext: OptionExtensions, errors: string[]): MethodModel | undefined {

@@ -4,7 +4,7 @@
  * (connect-node) on a second mTLS port, from the same handlers and the same
  * interceptor chain: logging -> security (peer certificate, call token,
  * context token, contract authorization, tenant) -> your interceptors ->
- * handler. Health and reflection are served too, under the same security.
+ * handler. Health, reflection and the admin RPC are served too, under the same security.
  * There is no plaintext mode and no way to turn authentication off.
  */
 import * as grpc from "@grpc/grpc-js";
@@ -22,6 +22,8 @@ import { buildRoutes, type Route, type ServiceRegistration } from "./routes.ts";
 import { securityInterceptor } from "./security-interceptor.ts";
 import { dedupeInterceptor } from "./dedupe.ts";
 import { createMemoryDedupeStore, type DedupeStore } from "../resilience/dedupe-store.ts";
+import { createAdminService, NO_BREAKERS } from "./admin.ts";
+import type { BreakerAdmin } from "../resilience/breaker-admin.ts";
 import type { ReplayCache } from "../auth/replay-cache.ts";
 import { isServiceName, type ServiceName } from "../identity/workloads.ts";
 
@@ -47,6 +49,8 @@ export interface ServerOptions {
   readonly observe?: CallObserver;
   /** Responses of calls with an idempotency key (default: bounded in-memory, 24 h). */
   readonly dedupeStore?: DedupeStore;
+  /** Circuit breakers the admin RPC lists and resets (default: none; the process registry once wired). */
+  readonly breakers?: BreakerAdmin;
   /** Which stack serves gRPC: grpc-js (default, chosen by measurement) or connect-node (benchmarks). */
   readonly grpcStack?: "grpc-js" | "connect-node";
 }
@@ -72,7 +76,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     logger.error({ err: error, method: route.contract.path }, "handler failed with a non-RPC error");
 
   const health = createHealth();
-  const served = [...options.services, health.registration(host)];
+  const served = [...options.services, health.registration(host), createAdminService(options.breakers ?? NO_BREAKERS).registration(host)];
   if (options.reflection ?? true) {
     served.push(...createReflection(served.map((s) => s.contract.service)).registrations(host));
   }
