@@ -50,22 +50,16 @@ async function dedupe(store: DedupeStore, logger: Logger | undefined, call: Serv
     .update(toBinary(call.method.input, call.request as Message))
     .digest("base64");
 
-  const conflict = () => {
-    // The key itself stays out of the log: it may be built from business ids.
-    logger?.warn({ method: call.contract.path, peer: verified.caller.workload }, "idempotency key reused with a different request");
-    return new ConnectError("idempotency key was used with a different request", Code.FailedPrecondition);
-  };
-
   for (let round = 0; round < MAX_WAIT_ROUNDS; round++) {
     const found = await store.begin(scope, fingerprint);
     switch (found.state) {
       case "claimed":
         return runOnce(store, logger, call, next, scope, found.token);
       case "completed":
-        if (found.fingerprint !== fingerprint) throw conflict();
+        if (found.fingerprint !== fingerprint) throw conflict(logger, call, verified.caller.workload);
         return { kind: "unary", message: fromBinary(call.method.output, found.response) };
       case "in_flight":
-        if (found.fingerprint !== fingerprint) throw conflict();
+        if (found.fingerprint !== fingerprint) throw conflict(logger, call, verified.caller.workload);
         await untilSettledOrAborted(found.settled, call.context.signal);
         continue;
       case "full":
@@ -74,6 +68,12 @@ async function dedupe(store: DedupeStore, logger: Logger | undefined, call: Serv
   }
   // Retryable: the caller's next attempt finds the stored result.
   throw new ConnectError("a call with this idempotency key is still in progress", Code.Aborted);
+}
+
+function conflict(logger: Logger | undefined, call: ServerCall, peer: string): ConnectError {
+  // The key itself stays out of the log: it may be built from business ids.
+  logger?.warn({ method: call.contract.path, peer }, "idempotency key reused with a different request");
+  return new ConnectError("idempotency key was used with a different request", Code.FailedPrecondition);
 }
 
 async function runOnce(
