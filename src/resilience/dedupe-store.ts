@@ -114,6 +114,7 @@ export function createMemoryDedupeStore(options: MemoryDedupeStoreOptions = {}):
       e.response = response;
       e.expiresAt = now() + ttlMs;
       const size = sizeOf(scope, e);
+      // A response larger than the whole store is not kept: its waiters then claim the key and run again.
       if (size <= maxBytes) {
         entries.set(scope, e);
         bytes += size;

@@ -41,8 +41,12 @@ const cancels: string[] = [];
 const store = createMemoryDedupeStore();
 let inFlightSeen = 0;
 let onInFlight: (() => void) | undefined;
+let begins = 0;
+/** Server-side end of each call (the CallObserver hook): lets a test wait until the server gave up on a call. */
+let onFinished: ((code: Code | 0) => void) | undefined;
 const observedStore: DedupeStore = {
   async begin(scope, fingerprint): Promise<DedupeBegin> {
+    begins++;
     const found = await store.begin(scope, fingerprint);
     if (found.state === "in_flight") {
       inFlightSeen++;
@@ -64,6 +68,7 @@ beforeAll(async () => {
     port: 0,
     logger: silentLogger(),
     dedupeStore: observedStore,
+    observe: ({ code }) => onFinished?.(code),
     services: [
       implement(TicketServiceContract, {
         async recordScan(req) {
@@ -157,6 +162,32 @@ describe("dedupe of keyed calls (generated client, real mTLS)", () => {
     } finally {
       gate = undefined;
       onInFlight = undefined;
+      open();
+    }
+  });
+
+  it("a waiting duplicate gives up at its own deadline and never runs the handler", async () => {
+    let open!: () => void;
+    gate = new Promise<void>((resolve) => (open = resolve));
+    const parked = new Promise<void>((resolve) => (onInFlight = resolve));
+    try {
+      const beginsBefore = begins;
+      const first = scanner.recordScan(scan("t-deadline"), headers("scan-0250"));
+      const impatient = scanner.recordScan(scan("t-deadline"), { ...headers("scan-0250"), timeoutMs: 1_000 });
+      const serverGaveUp = new Promise<Code | 0>((resolve) => (onFinished = resolve));
+      await parked;
+      expect(await codeOf(impatient)).toBe(Code.DeadlineExceeded);
+      // The server ends the waiting duplicate itself (its deadline), before the first call settles.
+      expect([Code.DeadlineExceeded, Code.Canceled]).toContain(await serverGaveUp);
+      open();
+      expect((await first).scanCount).toBe(1);
+      expect(scans.get("t-deadline")).toBe(1);
+      // The first call's claim and the duplicate's one look: the aborted waiter never came back for the result.
+      expect(begins - beginsBefore).toBe(2);
+    } finally {
+      gate = undefined;
+      onInFlight = undefined;
+      onFinished = undefined;
       open();
     }
   });
