@@ -3,8 +3,8 @@
  * mTLS (grpc-js, chosen by measurement) and, optionally, the Connect protocol
  * (connect-node) on a second mTLS port, from the same handlers and the same
  * interceptor chain: logging -> security (peer certificate, call token,
- * context token, contract authorization, tenant) -> your interceptors ->
- * handler. Health, reflection and the admin RPC are served too, under the same security.
+ * context token, contract authorization, tenant) -> dedupe (keyed methods)
+ * -> your interceptors -> handler. Health, reflection and the admin RPC are served too, under the same security.
  * There is no plaintext mode and no way to turn authentication off.
  */
 import * as grpc from "@grpc/grpc-js";
