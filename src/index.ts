@@ -12,3 +12,4 @@ export { createContextTokenMinter } from "./auth/context-token.ts";
 export { createLogger, type Logger } from "./observability/logger.ts";
 export type { ServiceContract, MethodContract, AccessRule } from "./contract/types.ts";
 export { Code, ConnectError } from "@connectrpc/connect";
+export { createMemoryDedupeStore, type DedupeStore, type DedupeBegin, type MemoryDedupeStoreOptions } from "./resilience/dedupe-store.ts";

@@ -1,8 +1,8 @@
 /**
  * Every method a token can name: the contracts' RPCs plus the framework
- * services (health, reflection v1/v1alpha), with short aliases for humans.
+ * services (health, reflection v1/v1alpha, admin), with short aliases for humans.
  */
-import { serviceContracts } from "../gen/contracts.ts";
+import { frameworkContracts, serviceContracts } from "../gen/contracts.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import { ServerReflection as ReflectionV1 } from "../gen/grpc/reflection/v1/reflection_pb.ts";
 import { ServerReflection as ReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
@@ -18,7 +18,7 @@ export const METHOD_ALIASES: Readonly<Record<string, string>> = {
 
 export function knownMethods(): Set<string> {
   const all = new Set<string>(Object.values(METHOD_ALIASES));
-  for (const s of [Health, ReflectionV1, ReflectionV1alpha, ...serviceContracts.map((c) => c.service)]) {
+  for (const s of [Health, ReflectionV1, ReflectionV1alpha, ...frameworkContracts.map((c) => c.service), ...serviceContracts.map((c) => c.service)]) {
     for (const m of s.methods) all.add(`/${s.typeName}/${m.name}`);
   }
   return all;

@@ -5,7 +5,7 @@
  * typed client factory. Contracts are validated here, so a bad access rule
  * fails `npm run generate` with a message naming the method.
  */
-import { createEcmaScriptPlugin, runNodeJs, type Schema } from "@bufbuild/protoplugin";
+import { createEcmaScriptPlugin, runNodeJs, type GeneratedFile, type Schema } from "@bufbuild/protoplugin";
 import { readServiceContracts, type ServiceContractModel } from "./read-contracts.ts";
 
 const RUNTIME_CONTRACT = "../contract/define.js";
@@ -20,10 +20,19 @@ function generateTs(schema: Schema): void {
 }
 
 function emitServiceFile(schema: Schema, model: ServiceContractModel): void {
-  const { service } = model;
+  const { service, identity } = model;
   const f = schema.generateFile(`${service.file.name}_rpc.ts`);
   f.preamble(service.file);
   const desc = f.importSchema(service);
+  if (identity === undefined) {
+    // A framework service: every server hosts it and binds its own identity at start-up.
+    const define = f.import("defineFrameworkContract", RUNTIME_CONTRACT);
+    f.print(f.jsDoc(`Call metadata of ${service.typeName}, read from its contract options; hosted by every server.`));
+    f.print(f.export("const", `${service.name}FrameworkContract`), " = ", define, "(", desc, ", {");
+    emitMethods(f, model);
+    f.print("});");
+    return;
+  }
   const define = f.import("defineServiceContract", RUNTIME_CONTRACT);
   const createServiceClient = f.import("createServiceClient", RUNTIME_CLIENT);
   const ServiceClientOptions = f.import("ServiceClientOptions", RUNTIME_CLIENT, true);
@@ -31,8 +40,25 @@ function emitServiceFile(schema: Schema, model: ServiceContractModel): void {
 
   f.print(f.jsDoc(`Call metadata of ${service.typeName}, read from its contract options.`));
   f.print(f.export("const", `${service.name}Contract`), " = ", define, "(", desc, ", {");
-  f.print("  name: ", f.string(model.name), ",");
-  f.print("  defaultPort: ", model.defaultPort, ",");
+  f.print("  name: ", f.string(identity.name), ",");
+  f.print("  defaultPort: ", identity.defaultPort, ",");
+  emitMethods(f, model);
+  f.print("});");
+  f.print();
+  f.print(f.jsDoc(`Typed client of ${service.typeName} (${identity.name}).`));
+  f.print(f.export("type", `${service.name}Client`), " = ", Client, "<typeof ", desc, ">;");
+  f.print();
+  f.print(f.jsDoc(
+    `Creates a typed ${service.name} client, pre-wired with the framework's transport,\n` +
+      `identity, call tokens and resilience policies for ${identity.name}.`,
+  ));
+  f.print(f.export("function", `create${service.name}Client`), "(options: ", ServiceClientOptions, "): ",
+    Client, "<typeof ", desc, "> {");
+  f.print("  return ", createServiceClient, "(", `${service.name}Contract`, ", options);");
+  f.print("}");
+}
+
+function emitMethods(f: GeneratedFile, model: ServiceContractModel): void {
   f.print("  methods: {");
   for (const m of model.methods) {
     f.print("    ", m.localName, ": {");
@@ -46,19 +72,6 @@ function emitServiceFile(schema: Schema, model: ServiceContractModel): void {
     f.print("    },");
   }
   f.print("  },");
-  f.print("});");
-  f.print();
-  f.print(f.jsDoc(`Typed client of ${service.typeName} (${model.name}).`));
-  f.print(f.export("type", `${service.name}Client`), " = ", Client, "<typeof ", desc, ">;");
-  f.print();
-  f.print(f.jsDoc(
-    `Creates a typed ${service.name} client, pre-wired with the framework's transport,\n` +
-      `identity, call tokens and resilience policies for ${model.name}.`,
-  ));
-  f.print(f.export("function", `create${service.name}Client`), "(options: ", ServiceClientOptions, "): ",
-    Client, "<typeof ", desc, "> {");
-  f.print("  return ", createServiceClient, "(", `${service.name}Contract`, ", options);");
-  f.print("}");
 }
 
 function emitIndex(schema: Schema, contracts: ServiceContractModel[]): void {
@@ -67,8 +80,15 @@ function emitIndex(schema: Schema, contracts: ServiceContractModel[]): void {
   f.print("// Every TicketToken service contract, for the mesh, tests and tooling.");
   f.print();
   f.print(f.export("const", "serviceContracts"), " = [");
-  for (const model of contracts) {
+  for (const model of contracts.filter((m) => m.identity !== undefined)) {
     f.print("  ", f.import(`${model.service.name}Contract`, `./${model.service.file.name}_rpc.js`), ",");
+  }
+  f.print("] as const;");
+  f.print();
+  f.print("// The framework's own contracts, hosted by every server under its identity.");
+  f.print(f.export("const", "frameworkContracts"), " = [");
+  for (const model of contracts.filter((m) => m.identity === undefined)) {
+    f.print("  ", f.import(`${model.service.name}FrameworkContract`, `./${model.service.file.name}_rpc.js`), ",");
   }
   f.print("] as const;");
 }

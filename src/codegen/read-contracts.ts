@@ -39,8 +39,8 @@ export interface MethodModel {
 
 export interface ServiceContractModel {
   service: DescService;
-  name: ServiceName;
-  defaultPort: number;
+  /** Who implements it; undefined for a framework service, which every server hosts under its own identity. */
+  identity: { name: ServiceName; defaultPort: number } | undefined;
   methods: MethodModel[];
 }
 
@@ -97,6 +97,13 @@ export function readServiceContracts(files: readonly DescFile[]): ServiceContrac
 }
 
 function readService(service: DescService, ext: OptionExtensions, errors: string[]): ServiceContractModel | undefined {
+  // The framework's own services (admin) live beside the options and are hosted by every server.
+  if (service.file.proto.package === OPTIONS_PACKAGE) {
+    if (hasOption(service, ext.service)) {
+      errors.push(`${service.typeName}: a framework service is hosted by every server and takes no (${OPTIONS_PACKAGE}.service) option`);
+    }
+    return { service, identity: undefined, methods: readMethods(service, ext, errors) };
+  }
   if (!hasOption(service, ext.service)) {
     errors.push(`${service.typeName}: missing option (${OPTIONS_PACKAGE}.service) = {name, default_port}`);
     return undefined;
@@ -113,12 +120,16 @@ function readService(service: DescService, ext: OptionExtensions, errors: string
         `(expected ${expectedPort} = 50000 + HTTP port - 3000)`,
     );
   }
+  return { service, identity: { name: identity.name, defaultPort: identity.defaultPort }, methods: readMethods(service, ext, errors) };
+}
+
+function readMethods(service: DescService, ext: OptionExtensions, errors: string[]): MethodModel[] {
   const methods: MethodModel[] = [];
   for (const method of service.methods) {
     const m = readMethod(method, ext, errors);
     if (m) methods.push(m);
   }
-  return { service, name: identity.name, defaultPort: identity.defaultPort, methods };
+  return methods;
 }
 
 function readMethod(method: DescMethod, ext: OptionExtensions, errors: string[]): MethodModel | undefined {
@@ -150,6 +161,20 @@ function readMethod(method: DescMethod, ext: OptionExtensions, errors: string[])
   if (behavior.timeoutMs > 300_000) {
     errors.push(`${where}: timeout_ms ${behavior.timeoutMs} exceeds the 300000 ms ceiling`);
   }
+  const idempotency = idempotencyOf(method);
+  // Mutating calls must say how a retry is made safe, so the client can retry and the server can dedupe.
+  if (idempotency === "unknown" && !behavior.idempotencyKey) {
+    errors.push(
+      `${where}: mutating RPC declares neither idempotency_level = IDEMPOTENT nor ` +
+        `(${OPTIONS_PACKAGE}.call) = {idempotency_key: true}; decide which makes a retry safe`,
+    );
+  }
+  if (behavior.idempotencyKey && idempotency === "no_side_effects") {
+    errors.push(`${where}: idempotency_key on a NO_SIDE_EFFECTS method (nothing to deduplicate)`);
+  }
+  if (behavior.idempotencyKey && method.methodKind !== "unary") {
+    errors.push(`${where}: idempotency_key is only supported on unary methods (the stored response is one message)`);
+  }
   const tenantFields = method.input.fields.filter((f) => hasOption(f, ext.tenantKey) && getOption(f, ext.tenantKey) === true);
   if (tenantFields.length > 1) {
     errors.push(`${where}: request ${method.input.typeName} marks ${tenantFields.length} fields as tenant_key (at most one)`);
@@ -164,7 +189,7 @@ function readMethod(method: DescMethod, ext: OptionExtensions, errors: string[])
     path,
     callers: access.callers,
     scopes: access.scopes,
-    idempotency: idempotencyOf(method),
+    idempotency,
     ...(behavior.timeoutMs > 0 ? { timeoutMs: behavior.timeoutMs } : {}),
     idempotencyKey: behavior.idempotencyKey,
     ...(tenant ? { tenantKey: tenant.localName } : {}),

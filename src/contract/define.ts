@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceName } from "../identity/workloads.ts";
-import type { MethodContracts, ServiceContract } from "./types.ts";
+import type { FrameworkContract, MethodContracts, ServiceContract } from "./types.ts";
 
 /**
  * Binds generated call metadata to a service descriptor. Called only by
@@ -12,4 +12,12 @@ export function defineServiceContract<S extends DescService>(
   meta: { name: ServiceName; defaultPort: number; methods: MethodContracts<S> },
 ): ServiceContract<S> {
   return Object.freeze({ service, name: meta.name, defaultPort: meta.defaultPort, methods: meta.methods });
+}
+
+/** Binds generated call metadata to a framework service descriptor (generated code only). */
+export function defineFrameworkContract<S extends DescService>(
+  service: S,
+  meta: { methods: MethodContracts<S> },
+): FrameworkContract<S> {
+  return Object.freeze({ service, methods: meta.methods });
 }

@@ -38,6 +38,15 @@ export interface ServiceContract<S extends DescService = DescService> {
   readonly methods: MethodContracts<S>;
 }
 
+/**
+ * Call metadata of a framework service (admin): every server hosts it and
+ * binds its own identity at start-up, which makes it a ServiceContract.
+ */
+export interface FrameworkContract<S extends DescService = DescService> {
+  readonly service: S;
+  readonly methods: MethodContracts<S>;
+}
+
 /** Looks up the contract of a method descriptor (no method names in runtime code). */
 export function methodContract(contract: ServiceContract, method: DescMethod): MethodContract {
   const found = (contract.methods as Record<string, MethodContract>)[method.localName];

@@ -1,11 +1,13 @@
 /**
- * Contracts for the framework's own services (health, reflection). They have
+ * Contracts for the framework's own services. Health and reflection have
  * no .proto options of ours to generate from, so the contract is derived from
  * the descriptor at start-up: same access-rule shape as generated contracts,
- * so the auth interceptors treat them like any other service.
+ * so the auth interceptors treat them like any other service. The admin
+ * service's contract is generated from admin.proto without an identity; each
+ * server binds its own.
  */
 import type { DescService } from "@bufbuild/protobuf";
-import type { MethodContract, MethodContracts, ServiceContract } from "../contract/types.ts";
+import type { FrameworkContract, MethodContract, MethodContracts, ServiceContract } from "../contract/types.ts";
 import { defineServiceContract } from "../contract/define.ts";
 import { defaultRpcPort, OPERATOR_WORKLOAD, WORKLOAD_NAMES, type ServiceName, type WorkloadName } from "../identity/workloads.ts";
 
@@ -37,4 +39,9 @@ export function frameworkContract<S extends DescService>(
     // Built from the descriptor's own method list, so it is complete by construction.
     methods: Object.freeze(methods) as MethodContracts<S>,
   });
+}
+
+/** Binds a generated framework contract (admin) to the identity of the server hosting it. */
+export function hostFrameworkContract<S extends DescService>(contract: FrameworkContract<S>, host: ServiceName): ServiceContract<S> {
+  return defineServiceContract(contract.service, { name: host, defaultPort: defaultRpcPort(host), methods: contract.methods });
 }

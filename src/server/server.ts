@@ -3,8 +3,8 @@
  * mTLS (grpc-js, chosen by measurement) and, optionally, the Connect protocol
  * (connect-node) on a second mTLS port, from the same handlers and the same
  * interceptor chain: logging -> security (peer certificate, call token,
- * context token, contract authorization, tenant) -> your interceptors ->
- * handler. Health and reflection are served too, under the same security.
+ * context token, contract authorization, tenant) -> dedupe (keyed methods)
+ * -> your interceptors -> handler. Health, reflection and the admin RPC are served too, under the same security.
  * There is no plaintext mode and no way to turn authentication off.
  */
 import * as grpc from "@grpc/grpc-js";
@@ -21,6 +21,10 @@ import { loggingInterceptor, type CallObserver } from "./logging-interceptor.ts"
 import { createReflection } from "./reflection.ts";
 import { buildRoutes, type Route, type ServiceRegistration } from "./routes.ts";
 import { securityInterceptor } from "./security-interceptor.ts";
+import { dedupeInterceptor } from "./dedupe.ts";
+import { createMemoryDedupeStore, type DedupeStore } from "../resilience/dedupe-store.ts";
+import { createAdminService, NO_BREAKERS } from "./admin.ts";
+import type { BreakerAdmin } from "../resilience/breaker-admin.ts";
 import type { ReplayCache } from "../auth/replay-cache.ts";
 import { isServiceName, type ServiceName } from "../identity/workloads.ts";
 
@@ -44,6 +48,10 @@ export interface ServerOptions {
   readonly replayCache?: ReplayCache;
   /** Observes every finished call (metrics). */
   readonly observe?: CallObserver;
+  /** Responses of calls with an idempotency key (default: bounded in-memory, 24 h). */
+  readonly dedupeStore?: DedupeStore;
+  /** Circuit breakers the admin RPC lists and resets (default: none; the process registry once wired). */
+  readonly breakers?: BreakerAdmin;
   /** Which stack serves gRPC: grpc-js (default, chosen by measurement) or connect-node (benchmarks). */
   readonly grpcStack?: "grpc-js" | "connect-node";
   /** Per-listener resource bounds (connections, handshake time, streams, header size, idle streams); see limits.ts for defaults. */
@@ -71,13 +79,14 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     logger.error({ err: error, method: route.contract.path }, "handler failed with a non-RPC error");
 
   const health = createHealth();
-  const served = [...options.services, health.registration(host)];
+  const served = [...options.services, health.registration(host), createAdminService(options.breakers ?? NO_BREAKERS).registration(host)];
   if (options.reflection ?? true) {
     served.push(...createReflection(served.map((s) => s.contract.service)).registrations(host));
   }
   const interceptors: ServerInterceptor[] = [
     loggingInterceptor(logger, options.observe),
     securityInterceptor({ material, logger, ...(options.replayCache ? { replayCache: options.replayCache } : {}) }),
+    dedupeInterceptor(options.dedupeStore ?? createMemoryDedupeStore(), logger),
     ...(options.interceptors ?? []),
   ];
   const routes = buildRoutes(served, interceptors);

@@ -62,6 +62,8 @@ function track<T extends object>(c: T): T {
 
 /** Every call carries the edge's context token. */
 const ctxHeader = () => ({ headers: { "tt-context": contextToken } });
+/** Keyed (mutating) methods also carry an idempotency key; the server's dedupe step requires one. */
+const keyedHeader = (key: string) => ({ headers: { "tt-context": contextToken, "idempotency-key": key } });
 
 beforeAll(async () => {
   pki = await createTestPki();
@@ -157,13 +159,13 @@ describe("generated clients over real HTTP/2 + mTLS servers", () => {
   });
 
   it("notification-service: SendEmail", async () => {
-    const res = await track(createNotificationServiceClient(await opts("notification-service", "auth-service"))).sendEmail({ tenantId: TENANT, to: "ada@example.com", template: { name: "welcome" } }, ctxHeader());
+    const res = await track(createNotificationServiceClient(await opts("notification-service", "auth-service"))).sendEmail({ tenantId: TENANT, to: "ada@example.com", template: { name: "welcome" } }, keyedHeader("welcome-ada"));
     expectContext("sendEmail", "auth-service");
     expect(res.status).toBe(NotificationStatus.QUEUED);
   });
 
   it("an unimplemented method answers UNIMPLEMENTED", async () => {
     const client = track(createTicketServiceClient(await opts("ticket-service", "scanning-service")));
-    await expect(client.recordScan({ tenantId: TENANT, ticketId: "t-1" }, ctxHeader())).rejects.toMatchObject({ code: 12 });
+    await expect(client.recordScan({ tenantId: TENANT, ticketId: "t-1" }, keyedHeader("scan-t-1"))).rejects.toMatchObject({ code: 12 });
   });
 });

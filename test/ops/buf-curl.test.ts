@@ -99,6 +99,8 @@ describe("buf curl over mTLS as ops, with tokens from tt-rpc", () => {
       [
         ...TicketServiceContract.service.methods.map((m) => `${SVC}/${m.name}`),
         ...Health.methods.map((m) => `grpc.health.v1.Health/${m.name}`),
+        "tickettoken.rpc.v1.AdminService/ListBreakers",
+        "tickettoken.rpc.v1.AdminService/ResetBreaker",
         "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
         "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
       ].sort(),

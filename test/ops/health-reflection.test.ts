@@ -191,7 +191,7 @@ describe("server reflection protocol over mTLS as ops", () => {
     expect(third?.messageResponse.case).toBe("listServicesResponse");
     const names = (third?.messageResponse.value as v1.ListServiceResponse).service.map((s) => s.name).sort();
     expect(names).toEqual(
-      ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", SVC].sort(),
+      ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", "tickettoken.rpc.v1.AdminService", SVC].sort(),
     );
   });
 

@@ -44,7 +44,7 @@ export const OrderServiceContract = defineServiceContract(OrderService, {
       path: "/tickettoken.order.v1.OrderService/CancelOrder",
       access: { callers: ["ticket-service"], scopes: [] },
       idempotency: "unknown",
-      idempotencyKey: false,
+      idempotencyKey: true,
       tenantKey: "tenantId",
     },
   },

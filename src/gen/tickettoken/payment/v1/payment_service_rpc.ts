@@ -70,7 +70,7 @@ export const PaymentServiceContract = defineServiceContract(PaymentService, {
       path: "/tickettoken.payment.v1.PaymentService/CancelPayment",
       access: { callers: ["ticket-service", "order-service"], scopes: [] },
       idempotency: "unknown",
-      idempotencyKey: false,
+      idempotencyKey: true,
       tenantKey: "tenantId",
     },
     createRefund: {
@@ -119,7 +119,7 @@ export const PaymentServiceContract = defineServiceContract(PaymentService, {
       path: "/tickettoken.payment.v1.PaymentService/CreateConnectedAccount",
       access: { callers: ["venue-service"], scopes: [] },
       idempotency: "unknown",
-      idempotencyKey: false,
+      idempotencyKey: true,
       tenantKey: "tenantId",
     },
     createVenueTransfer: {

@@ -59,7 +59,9 @@ export const AccessRuleSchema: GenMessage<AccessRule> = /*@__PURE__*/
 /**
  * How a method is called. Retry safety comes from the standard
  * `idempotency_level` method option (NO_SIDE_EFFECTS, IDEMPOTENT); this
- * message carries what the standard has no word for.
+ * message carries what the standard has no word for. A mutating method (one
+ * that is neither NO_SIDE_EFFECTS nor IDEMPOTENT) must set idempotency_key:
+ * code generation refuses it otherwise.
  *
  * @generated from message tickettoken.rpc.v1.CallBehavior
  */

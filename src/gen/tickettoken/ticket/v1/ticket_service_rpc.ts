@@ -73,7 +73,7 @@ export const TicketServiceContract = defineServiceContract(TicketService, {
       path: "/tickettoken.ticket.v1.TicketService/TransferTicket",
       access: { callers: ["transfer-service"], scopes: [] },
       idempotency: "unknown",
-      idempotencyKey: false,
+      idempotencyKey: true,
       tenantKey: "tenantId",
     },
     countOrderTickets: {
@@ -87,7 +87,7 @@ export const TicketServiceContract = defineServiceContract(TicketService, {
       path: "/tickettoken.ticket.v1.TicketService/RecordScan",
       access: { callers: ["scanning-service"], scopes: [] },
       idempotency: "unknown",
-      idempotencyKey: false,
+      idempotencyKey: true,
       tenantKey: "tenantId",
     },
     updateNft: {

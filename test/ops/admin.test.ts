@@ -1,0 +1,168 @@
+/**
+ * The admin RPC (tickettoken.rpc.v1.AdminService) as an operator uses it:
+ * `npx buf curl` over mTLS with the ops certificate and call tokens from the
+ * tt-rpc CLI, against a real createServer whose breakers come from a small
+ * in-test BreakerAdmin (the seam the resilience registry implements). A
+ * service identity is refused by the contract (ops only).
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AdminServiceFrameworkContract } from "../../src/gen/tickettoken/rpc/v1/admin_rpc.ts";
+import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { pkiPaths } from "../../src/identity/pki.ts";
+import { silentLogger } from "../../src/observability/logger.ts";
+import { createServer, type RpcServer } from "../../src/server/server.ts";
+import { implement } from "../../src/server/routes.ts";
+import { hostFrameworkContract } from "../../src/server/framework-contracts.ts";
+import { closeClient, createServiceClient } from "../../src/client/service-client.ts";
+import type { BreakerAdmin, BreakerSnapshot } from "../../src/resilience/breaker-admin.ts";
+import { run, type ExecResult } from "../support/exec.ts";
+import { createTestPki, type TestPki } from "../support/pki.ts";
+import { cliEnv, cliOutput } from "../cli/run-cli.ts";
+
+const SERVICE = "ticket-service";
+const ADMIN = AdminServiceFrameworkContract.service.typeName;
+const OPENED_AT = Date.UTC(2026, 0, 2, 3, 4, 5);
+
+/** A breaker registry for the test: two breakers, reset closes one and clears its window. */
+function fakeBreakers(): BreakerAdmin & { resets: string[] } {
+  const breakers = new Map<string, BreakerSnapshot>([
+    ["payment-service", { target: "payment-service", state: "open", windowCalls: 12, windowFailures: 9, changedAt: OPENED_AT }],
+    ["event-service", { target: "event-service", state: "closed", windowCalls: 40, windowFailures: 1 }],
+  ]);
+  const resets: string[] = [];
+  return {
+    resets,
+    list: () => [...breakers.values()],
+    reset(target) {
+      if (!breakers.has(target)) return false;
+      resets.push(target);
+      breakers.set(target, { target, state: "closed", windowCalls: 0, windowFailures: 0, changedAt: OPENED_AT + 1000 });
+      return true;
+    },
+  };
+}
+
+let pki: TestPki;
+let server: RpcServer | undefined;
+let url: string;
+const breakers = fakeBreakers();
+
+beforeAll(async () => {
+  pki = await createTestPki();
+  server = await createServer({
+    identity: await pki.material(SERVICE),
+    services: [implement(TicketServiceContract, {})],
+    breakers,
+    port: 0,
+    logger: silentLogger(),
+  });
+  url = `https://127.0.0.1:${server.port}`;
+});
+
+afterAll(async () => {
+  await server?.stop(2_000);
+  pki?.cleanup();
+});
+
+function token(method: string): Promise<string> {
+  return cliOutput(["token", "--certs", pki.dir, "--as", "ops", "--aud", SERVICE, "--method", method]);
+}
+
+/** `npx buf curl --protocol grpc` with the ops certificate, as in the README. */
+async function bufCurl(args: string[]): Promise<ExecResult> {
+  const p = pkiPaths(pki.dir);
+  const ops = p.workload("ops");
+  const saved = process.env.PATH;
+  process.env.PATH = cliEnv().PATH;
+  try {
+    return await run("npx", ["buf", "curl", "--protocol", "grpc", "--cacert", p.bundleCa, "--cert", ops.cert, "--key", ops.key, ...args], { timeoutMs: 20_000 });
+  } finally {
+    process.env.PATH = saved;
+  }
+}
+
+async function callAdmin(method: string, body: object): Promise<ExecResult> {
+  const [reflect, call] = await Promise.all([token("reflection"), token(`/${ADMIN}/${method}`)]);
+  return bufCurl([
+    "--reflect-header", `authorization: Bearer ${reflect}`,
+    "-H", `authorization: Bearer ${call}`,
+    "-d", JSON.stringify(body),
+    `${url}/${ADMIN}/${method}`,
+  ]);
+}
+
+function json(r: ExecResult): unknown {
+  if (r.code !== 0) throw new Error(`buf curl exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+describe("admin RPC through buf curl with the ops certificate", () => {
+  it("reflection lists the admin service", async () => {
+    const r = await bufCurl(["--reflect-header", `authorization: Bearer ${await token("reflection")}`, "--list-methods", url]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`${ADMIN}/ListBreakers`);
+    expect(r.stdout).toContain(`${ADMIN}/ResetBreaker`);
+  });
+
+  it("ListBreakers lists every breaker with state and counts, ordered by target", async () => {
+    expect(json(await callAdmin("ListBreakers", {}))).toEqual({
+      breakers: [
+        { target: "event-service", state: "BREAKER_STATE_CLOSED", windowCalls: 40, windowFailures: 1 },
+        { target: "payment-service", state: "BREAKER_STATE_OPEN", windowCalls: 12, windowFailures: 9, changedAt: "2026-01-02T03:04:05Z" },
+      ],
+    });
+  });
+
+  it("ResetBreaker closes one breaker, and the next listing shows it", async () => {
+    expect(json(await callAdmin("ResetBreaker", { target: "payment-service" }))).toEqual({
+      breaker: { target: "payment-service", state: "BREAKER_STATE_CLOSED", changedAt: "2026-01-02T03:04:06Z" },
+    });
+    expect(breakers.resets).toEqual(["payment-service"]);
+    const after = json(await callAdmin("ListBreakers", {})) as { breakers: { target: string; state: string }[] };
+    expect(after.breakers.find((b) => b.target === "payment-service")?.state).toBe("BREAKER_STATE_CLOSED");
+  });
+
+  it("ResetBreaker of an unknown target is not_found, of no target invalid_argument", async () => {
+    const unknown = await callAdmin("ResetBreaker", { target: "venue-service" });
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/"code":\s*"not_found"/);
+    const empty = await callAdmin("ResetBreaker", {});
+    expect(empty.code).not.toBe(0);
+    expect(empty.stderr).toMatch(/"code":\s*"invalid_argument"/);
+    expect(breakers.resets).toEqual(["payment-service"]);
+  });
+});
+
+describe("admin RPC access", () => {
+  it("a service identity is PERMISSION_DENIED (the contract allows ops only)", async () => {
+    const client = createServiceClient(hostFrameworkContract(AdminServiceFrameworkContract, SERVICE), {
+      identity: await pki.material("order-service"),
+      address: `127.0.0.1:${server!.port}`,
+    });
+    try {
+      const before = breakers.resets.length;
+      await expect(client.resetBreaker({ target: "event-service" })).rejects.toSatisfy(
+        (e) => ConnectError.from(e).code === Code.PermissionDenied,
+      );
+      await expect(client.listBreakers({})).rejects.toSatisfy((e) => ConnectError.from(e).code === Code.PermissionDenied);
+      expect(breakers.resets.length).toBe(before);
+    } finally {
+      closeClient(client);
+    }
+  });
+
+  it("a server without a breaker registry lists none", async () => {
+    const bare = await createServer({ identity: await pki.material("event-service"), services: [], port: 0, logger: silentLogger() });
+    const client = createServiceClient(hostFrameworkContract(AdminServiceFrameworkContract, "event-service"), {
+      identity: await pki.material("ops"),
+      address: `127.0.0.1:${bare.port}`,
+    });
+    try {
+      expect((await client.listBreakers({})).breakers).toEqual([]);
+    } finally {
+      closeClient(client);
+      await bare.stop(1_000);
+    }
+  });
+});

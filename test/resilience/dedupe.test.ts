@@ -1,0 +1,278 @@
+/**
+ * Server-side dedupe of keyed calls, over real HTTP/2 + mTLS with the
+ * generated clients: a repeated key answers the stored response without
+ * running the handler, a reused key with another request is
+ * FAILED_PRECONDITION, concurrent duplicates run the handler once, errors are
+ * not stored, keys are scoped per caller. Then the in-memory store's TTL and
+ * bounds with an injected clock.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTicketServiceClient, TicketServiceContract, type TicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { createPaymentServiceClient, PaymentServiceContract } from "../../src/gen/tickettoken/payment/v1/payment_service_rpc.ts";
+import { PaymentStatus } from "../../src/gen/tickettoken/payment/v1/payment_service_pb.ts";
+import { TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { createServer, type RpcServer } from "../../src/server/server.ts";
+import { implement } from "../../src/server/routes.ts";
+import { closeClient } from "../../src/client/service-client.ts";
+import { silentLogger } from "../../src/observability/logger.ts";
+import { callContext } from "../../src/auth/call-context.ts";
+import { createMemoryDedupeStore, type DedupeBegin, type DedupeStore } from "../../src/resilience/dedupe-store.ts";
+import { createTestPki, type TestPki } from "../support/pki.ts";
+
+const TENANT = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+const USER = "5f0c2a8e-1d8b-4bde-9e5a-2b7b0c6b1a11";
+
+let pki: TestPki;
+let server: RpcServer;
+let paymentServer: RpcServer;
+let scanner: TicketServiceClient;
+const clients: object[] = [];
+let contextToken: string;
+
+/** Handler invocations per ticket id; each scan answers its running count. */
+const scans = new Map<string, number>();
+/** Set by a test to hold RecordScan until it opens the gate. */
+let gate: Promise<void> | undefined;
+let failNext: ConnectError | undefined;
+const cancels: string[] = [];
+
+/** The real default store, observed: tells the concurrency test when duplicates are parked. */
+const store = createMemoryDedupeStore();
+let inFlightSeen = 0;
+let onInFlight: (() => void) | undefined;
+let begins = 0;
+/** Server-side end of each call (the CallObserver hook): lets a test wait until the server gave up on a call. */
+let onFinished: ((code: Code | 0) => void) | undefined;
+const observedStore: DedupeStore = {
+  async begin(scope, fingerprint): Promise<DedupeBegin> {
+    begins++;
+    const found = await store.begin(scope, fingerprint);
+    if (found.state === "in_flight") {
+      inFlightSeen++;
+      onInFlight?.();
+    }
+    return found;
+  },
+  complete: (scope, token, response) => store.complete(scope, token, response),
+  release: (scope, token) => store.release(scope, token),
+};
+
+const headers = (key?: string) => ({ headers: { "tt-context": contextToken, ...(key !== undefined ? { "idempotency-key": key } : {}) } });
+
+beforeAll(async () => {
+  pki = await createTestPki();
+  contextToken = await pki.contextToken({ tenantId: TENANT, userId: USER });
+  server = await createServer({
+    identity: await pki.material("ticket-service"),
+    port: 0,
+    logger: silentLogger(),
+    dedupeStore: observedStore,
+    observe: ({ code }) => onFinished?.(code),
+    services: [
+      implement(TicketServiceContract, {
+        async recordScan(req) {
+          const count = (scans.get(req.ticketId) ?? 0) + 1;
+          scans.set(req.ticketId, count);
+          if (gate) await gate;
+          if (failNext) {
+            const err = failNext;
+            failNext = undefined;
+            throw err;
+          }
+          return { ticketId: req.ticketId, scanCount: count, status: TicketStatus.USED };
+        },
+      }),
+    ],
+  });
+  // Default (in-memory) store: what a service gets without configuring one.
+  paymentServer = await createServer({
+    identity: await pki.material("payment-service"),
+    port: 0,
+    logger: silentLogger(),
+    services: [
+      implement(PaymentServiceContract, {
+        cancelPayment(req, ctx) {
+          cancels.push(callContext(ctx).caller.workload);
+          return { payment: { id: req.paymentId, tenantId: req.tenantId, status: PaymentStatus.CANCELLED } };
+        },
+      }),
+    ],
+  });
+  scanner = track(createTicketServiceClient({ identity: await pki.material("scanning-service"), address: `127.0.0.1:${server.port}` }));
+});
+
+afterAll(async () => {
+  clients.forEach(closeClient);
+  await Promise.all([server?.stop(1000), paymentServer?.stop(1000)]);
+  pki?.cleanup();
+});
+
+function track<T extends object>(c: T): T {
+  clients.push(c);
+  return c;
+}
+
+async function codeOf(p: Promise<unknown>): Promise<Code | "ok"> {
+  try {
+    await p;
+    return "ok";
+  } catch (err) {
+    return ConnectError.from(err).code;
+  }
+}
+
+const scan = (ticketId: string, deviceId = "gate-1") => ({ tenantId: TENANT, ticketId, deviceId, scanType: "entry" });
+
+describe("dedupe of keyed calls (generated client, real mTLS)", () => {
+  it("a repeated key returns the stored response without running the handler again", async () => {
+    const first = await scanner.recordScan(scan("t-repeat"), headers("scan-0001"));
+    const second = await scanner.recordScan(scan("t-repeat"), headers("scan-0001"));
+    expect(first.scanCount).toBe(1);
+    expect(second.scanCount).toBe(1);
+    expect(second.status).toBe(TicketStatus.USED);
+    expect(scans.get("t-repeat")).toBe(1);
+    // A new key is a new scan.
+    const third = await scanner.recordScan(scan("t-repeat"), headers("scan-0002"));
+    expect(third.scanCount).toBe(2);
+    expect(scans.get("t-repeat")).toBe(2);
+  });
+
+  it("the same key with a different request is FAILED_PRECONDITION and does not run the handler", async () => {
+    await scanner.recordScan(scan("t-conflict"), headers("scan-0100"));
+    expect(await codeOf(scanner.recordScan(scan("t-conflict", "gate-2"), headers("scan-0100")))).toBe(Code.FailedPrecondition);
+    expect(scans.get("t-conflict")).toBe(1);
+  });
+
+  it("concurrent duplicates wait for the first and run the handler once", async () => {
+    let open!: () => void;
+    gate = new Promise<void>((resolve) => (open = resolve));
+    const parked = new Promise<void>((resolve) => {
+      const before = inFlightSeen;
+      onInFlight = () => inFlightSeen - before >= 4 && resolve();
+    });
+    try {
+      const calls = Array.from({ length: 5 }, () => scanner.recordScan(scan("t-concurrent"), headers("scan-0200")));
+      await parked; // the other four found the first in flight
+      expect(scans.get("t-concurrent")).toBe(1);
+      open();
+      const results = await Promise.all(calls);
+      expect(results.map((r) => r.scanCount)).toEqual([1, 1, 1, 1, 1]);
+      expect(scans.get("t-concurrent")).toBe(1);
+    } finally {
+      gate = undefined;
+      onInFlight = undefined;
+      open();
+    }
+  });
+
+  it("a waiting duplicate gives up at its own deadline and never runs the handler", async () => {
+    let open!: () => void;
+    gate = new Promise<void>((resolve) => (open = resolve));
+    const parked = new Promise<void>((resolve) => (onInFlight = resolve));
+    try {
+      const beginsBefore = begins;
+      const first = scanner.recordScan(scan("t-deadline"), headers("scan-0250"));
+      const impatient = scanner.recordScan(scan("t-deadline"), { ...headers("scan-0250"), timeoutMs: 1_000 });
+      const serverGaveUp = new Promise<Code | 0>((resolve) => (onFinished = resolve));
+      await parked;
+      expect(await codeOf(impatient)).toBe(Code.DeadlineExceeded);
+      // The server ends the waiting duplicate itself (its deadline), before the first call settles.
+      expect([Code.DeadlineExceeded, Code.Canceled]).toContain(await serverGaveUp);
+      open();
+      expect((await first).scanCount).toBe(1);
+      expect(scans.get("t-deadline")).toBe(1);
+      // The first call's claim and the duplicate's one look: the aborted waiter never came back for the result.
+      expect(begins - beginsBefore).toBe(2);
+    } finally {
+      gate = undefined;
+      onInFlight = undefined;
+      onFinished = undefined;
+      open();
+    }
+  });
+
+  it("a failed call is not stored: a retry with the same key runs the handler again", async () => {
+    failNext = new ConnectError("try again", Code.Unavailable);
+    expect(await codeOf(scanner.recordScan(scan("t-fail"), headers("scan-0300")))).toBe(Code.Unavailable);
+    const retry = await scanner.recordScan(scan("t-fail"), headers("scan-0300"));
+    expect(retry.scanCount).toBe(2);
+    expect(scans.get("t-fail")).toBe(2);
+  });
+
+  it("a keyed method without a key, or with a malformed one, is INVALID_ARGUMENT", async () => {
+    expect(await codeOf(scanner.recordScan(scan("t-nokey"), headers()))).toBe(Code.InvalidArgument);
+    expect(await codeOf(scanner.recordScan(scan("t-nokey"), headers("has space")))).toBe(Code.InvalidArgument);
+    expect(await codeOf(scanner.recordScan(scan("t-nokey"), headers("x".repeat(129))))).toBe(Code.InvalidArgument);
+    expect(scans.get("t-nokey")).toBeUndefined();
+  });
+
+  it("keys are scoped per caller: another service's identical key runs its own call", async () => {
+    const address = `127.0.0.1:${paymentServer.port}`;
+    const fromOrder = track(createPaymentServiceClient({ identity: await pki.material("order-service"), address }));
+    const fromTicket = track(createPaymentServiceClient({ identity: await pki.material("ticket-service"), address }));
+    const req = { tenantId: TENANT, paymentId: "p-1", reason: "order_cancelled" };
+    await fromOrder.cancelPayment(req, headers("payment-o-1-p-1"));
+    await fromOrder.cancelPayment(req, headers("payment-o-1-p-1"));
+    const res = await fromTicket.cancelPayment(req, headers("payment-o-1-p-1"));
+    expect(res.payment?.status).toBe(PaymentStatus.CANCELLED);
+    expect(cancels).toEqual(["order-service", "ticket-service"]);
+  });
+});
+
+describe("in-memory dedupe store", () => {
+  const bytes = (n: number) => new Uint8Array(n);
+
+  async function claim(s: DedupeStore, scope: string, fp = "f"): Promise<string> {
+    const found = await s.begin(scope, fp);
+    if (found.state !== "claimed") throw new Error(`expected a claim for ${scope}, got ${found.state}`);
+    return found.token;
+  }
+
+  it("answers a stored response until its TTL, then lets the key be claimed again", async () => {
+    let now = 1_000_000;
+    const s = createMemoryDedupeStore({ ttlMs: 60_000, now: () => now });
+    await s.complete("a", await claim(s, "a"), bytes(3));
+    now += 59_999;
+    expect((await s.begin("a", "f")).state).toBe("completed");
+    now += 1;
+    expect((await s.begin("a", "f")).state).toBe("claimed");
+  });
+
+  it("keeps at most maxEntries, evicting the oldest stored response", async () => {
+    const s = createMemoryDedupeStore({ maxEntries: 3 });
+    for (const scope of ["a", "b", "c", "d"]) await s.complete(scope, await claim(s, scope), bytes(1));
+    expect(s.size).toBe(3);
+    expect((await s.begin("a", "f")).state).toBe("claimed");
+    expect((await s.begin("d", "f")).state).toBe("completed");
+  });
+
+  it("keeps stored bytes under maxBytes, evicting the oldest", async () => {
+    const s = createMemoryDedupeStore({ maxBytes: 3_000 });
+    for (const scope of ["a", "b", "c"]) await s.complete(scope, await claim(s, scope), bytes(1_000));
+    expect(s.bytes).toBeLessThanOrEqual(3_000);
+    expect(s.size).toBe(2);
+    expect((await s.begin("a", "f")).state).toBe("claimed");
+    expect((await s.begin("c", "f")).state).toBe("completed");
+  });
+
+  it("never evicts calls in flight: when every slot is one, begin reports full", async () => {
+    const s = createMemoryDedupeStore({ maxEntries: 2 });
+    await claim(s, "a");
+    await claim(s, "b");
+    expect((await s.begin("c", "f")).state).toBe("full");
+    expect((await s.begin("a", "f")).state).toBe("in_flight");
+  });
+
+  it("release wakes waiters and frees the key; a stale token changes nothing", async () => {
+    const s = createMemoryDedupeStore();
+    const token = await claim(s, "a");
+    const waiting = await s.begin("a", "f");
+    if (waiting.state !== "in_flight") throw new Error("expected in_flight");
+    await s.complete("a", "not-the-token", bytes(1));
+    expect((await s.begin("a", "f")).state).toBe("in_flight");
+    await s.release("a", token);
+    await waiting.settled;
+    expect((await s.begin("a", "f")).state).toBe("claimed");
+  });
+});
