@@ -105,6 +105,8 @@ export class TargetPolicies {
     });
     let previous: BreakerState = "closed";
     this.breaker.onStateChange((state) => {
+      // Isolated only passes by during an operator reset.
+      if (state === CircuitState.Isolated) return;
       const to = STATE_NAMES[state];
       if (to === previous) return;
       this.changedAt = clock.now();
@@ -225,8 +227,8 @@ export function resilienceInterceptor(contract: ServiceContract, policies: Targe
     if (req.stream) return next(req);
     const method = methodContract(contract, req.method);
     const cache = policies.fallbackFor(method.path);
-    const run = withRetry(policies, method, req, next as (req: UnaryRequest) => Promise<UnaryResponse>);
-    return cache ? withFallback(policies, cache, method, req, run) : run();
+    const unaryNext = next as (req: UnaryRequest) => Promise<UnaryResponse>;
+    return cache ? withFallback(policies, cache, method, req, unaryNext) : withRetry(policies, method, req, unaryNext);
   };
 }
 
@@ -237,25 +239,23 @@ function withRetry(
   method: MethodContract,
   req: UnaryRequest,
   next: (req: UnaryRequest) => Promise<UnaryResponse>,
-): () => Promise<UnaryResponse> {
-  return () => {
-    // Mutating calls carry one key for every attempt (callers may bring their own, e.g. from an outbox).
-    if (method.idempotency !== "no_side_effects" && !req.header.has(IDEMPOTENCY_KEY_HEADER)) {
-      req.header.set(IDEMPOTENCY_KEY_HEADER, crypto.randomUUID());
-    }
-    const state: CallState = {
-      policies,
-      req,
-      next,
-      deadline: req.contextValues.get(callDeadlineKey) ?? Date.now() + policies.limits.timeoutMs,
-      // A key only makes a retry safe where the contract says the server deduplicates on it.
-      safe: method.idempotency !== "unknown" || method.idempotencyKey,
-      delayMs: 0,
-      usedNeverSentRetry: false,
-    };
-    policies.budget.recordCall();
-    return policies.retry.execute(({ attempt }) => runAttempt(state, attempt), req.signal);
+): Promise<UnaryResponse> {
+  // Mutating calls carry one key for every attempt (callers may bring their own, e.g. from an outbox).
+  if (method.idempotency !== "no_side_effects" && !req.header.has(IDEMPOTENCY_KEY_HEADER)) {
+    req.header.set(IDEMPOTENCY_KEY_HEADER, crypto.randomUUID());
+  }
+  const state: CallState = {
+    policies,
+    req,
+    next,
+    deadline: req.contextValues.get(callDeadlineKey) ?? Date.now() + policies.limits.timeoutMs,
+    // A key only makes a retry safe where the contract says the server deduplicates on it.
+    safe: method.idempotency !== "unknown" || method.idempotencyKey,
+    delayMs: 0,
+    usedNeverSentRetry: false,
   };
+  policies.budget.recordCall();
+  return policies.retry.execute(({ attempt }) => runAttempt(state, attempt), req.signal);
 }
 
 async function runAttempt(state: CallState, attempt: number): Promise<UnaryResponse> {
@@ -326,11 +326,11 @@ async function withFallback(
   cache: StaleCache,
   method: MethodContract,
   req: UnaryRequest,
-  run: () => Promise<UnaryResponse>,
+  next: (req: UnaryRequest) => Promise<UnaryResponse>,
 ): Promise<UnaryResponse> {
   const key = staleCacheKey(currentCallScope()?.tenantId, req.header.get(CONTEXT_TOKEN_HEADER), method.path, toBinary(req.method.input, req.message));
   try {
-    const res = await run();
+    const res = await withRetry(policies, method, req, next);
     if (key !== undefined) cache.set(key, res.message);
     return res;
   } catch (e) {

@@ -121,6 +121,7 @@ describe("circuit breaker", () => {
     expect(c.registry.reset("ticket-service")).toBe(true);
     expect(c.registry.reset("no-such-service")).toBe(false);
     expect(breaker(c)).toMatchObject({ state: "closed", windowCalls: 0, windowFailures: 0 });
+    expect(c.events.filter((e) => e.type === "breaker").map((e) => (e.type === "breaker" ? `${e.from}->${e.to}` : ""))).toEqual(["closed->open", "open->closed"]);
     expect((await transfer(c)).error).toBeUndefined();
   });
 });

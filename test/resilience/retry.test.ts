@@ -46,10 +46,16 @@ describe("retry", () => {
   it("UNAVAILABLE twice then OK: 3 attempts, success", async () => {
     const c = client();
     h.ticket.script("getTicketStatus", { fail: Code.Unavailable }, { fail: Code.Unavailable });
-    const r = await timed(() => status(c));
+    const r = await timed(() => status(c, { timeoutMs: 1500 }));
     expect(r.error).toBeUndefined();
     expect(r.value?.ticketId).toBe("t-1");
     expect(h.ticket.count("getTicketStatus")).toBe(3);
+    // The timeout on the wire is the time left, rewritten for every attempt.
+    const sent = h.ticket.attempts.map((a) => a.timeoutMs!);
+    expect(sent[0]).toBeLessThanOrEqual(1500);
+    expect(sent[0]).toBeGreaterThan(1300);
+    expect(sent[1]).toBeLessThan(sent[0]! - 40);
+    expect(sent[2]).toBeLessThan(sent[1]! - 90);
     // Backoff with equal jitter: at least 50 ms then 100 ms between attempts.
     const [a, b, d] = h.ticket.attempts;
     expect(b!.at - a!.at).toBeGreaterThanOrEqual(45);

@@ -36,6 +36,8 @@ export interface Attempt {
   /** Date.now() when the handler started. */
   readonly at: number;
   readonly idempotencyKey: string | null;
+  /** The timeout the call arrived with (grpc-timeout), ms. */
+  readonly timeoutMs: number | undefined;
   /** Date.now() when the handler saw its call cancelled (hung steps only). */
   cancelledAt?: number;
 }
@@ -61,7 +63,7 @@ export async function createScriptedServer(pki: TestPki): Promise<ScriptedServer
 
   /** Plays the next step; returns when the handler should answer normally. */
   async function play(method: ScriptedMethod, ctx: HandlerContext, effect?: () => void): Promise<void> {
-    const attempt: Attempt = { method, at: Date.now(), idempotencyKey: ctx.requestHeader.get("idempotency-key") };
+    const attempt: Attempt = { method, at: Date.now(), idempotencyKey: ctx.requestHeader.get("idempotency-key"), timeoutMs: ctx.timeoutMs() };
     attempts.push(attempt);
     const step = scripts.get(method)?.shift() ?? { ok: true };
     if ("fail" in step) {
