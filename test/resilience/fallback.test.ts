@@ -6,6 +6,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { STALE_HEADER, staleAge } from "../../src/resilience/policy-stack.ts";
+import { ResilienceRegistry } from "../../src/resilience/registry.ts";
+import { silentLogger } from "../../src/observability/logger.ts";
+import { closeClient } from "../../src/client/service-client.ts";
+import { createVenueServiceClient } from "../../src/gen/tickettoken/venue/v1/venue_service_rpc.ts";
 import { startHarness, testClient, timed, TENANT, type Harness, type TestClient } from "./harness.ts";
 
 let h: Harness;
@@ -74,6 +78,18 @@ describe("stale fallback", () => {
     c.clock.advance(61_000);
     const expired = await call(h.ctx.headers);
     expect(codeOf(expired.error)).toBe(Code.Unavailable);
+  });
+
+  it("the event service's degraded venue lookup is one line of config", async () => {
+    const registry = new ResilienceRegistry({ logger: silentLogger() });
+    const venues = createVenueServiceClient({
+      identity: await h.pki.material("event-service"),
+      address: h.proxy.address,
+      env: {},
+      resilience: { registry, fallback: { getVenue: { maxAgeMs: 300_000 } } },
+    });
+    closeClient(venues);
+    expect(registry.list()).toEqual([{ target: "venue-service", state: "closed", windowCalls: 0, windowFailures: 0 }]);
   });
 
   it("is refused for methods that are not NO_SIDE_EFFECTS", () => {
