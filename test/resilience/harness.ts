@@ -78,7 +78,7 @@ export interface TestClient {
 export function testClient(
   h: Harness,
   caller: "payment-service" | "transfer-service",
-  options: { resilience?: ResilienceOptions; address?: string; env?: NodeJS.ProcessEnv } = {},
+  options: { resilience?: ResilienceOptions & { registry?: ResilienceRegistry }; address?: string; env?: NodeJS.ProcessEnv } = {},
 ): TestClient {
   const clock = manualClock();
   const events: ResilienceEvent[] = [];
@@ -89,7 +89,7 @@ export function testClient(
       done();
     },
   });
-  const registry = new ResilienceRegistry({ clock, logger: pino({ level: "info" }, sink), observe: (e) => events.push(e) });
+  const registry = options.resilience?.registry ?? new ResilienceRegistry({ clock, logger: pino({ level: "info" }, sink), observe: (e) => events.push(e) });
   const client = createTicketServiceClient({
     identity: h.callers[caller],
     address: options.address ?? h.proxy.address,
