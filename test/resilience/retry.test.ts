@@ -5,10 +5,10 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createServer } from "node:net";
 import { downstreamInfo } from "../../src/wire/downstream.ts";
 import { startHarness, testClient, timed, TENANT, type Harness, type TestClient } from "./harness.ts";
 import { createTestPki } from "../support/pki.ts";
+import { createFaultProxy } from "../support/fault-proxy.ts";
 import { createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { closeClient } from "../../src/client/service-client.ts";
 import { ResilienceRegistry } from "../../src/resilience/registry.ts";
@@ -133,13 +133,19 @@ describe("retry", () => {
   });
 
   it("connection refused on a non-idempotent method: at most one retry, never reached the server", async () => {
-    const dead = await freePort();
-    const c = client("transfer-service", { address: `127.0.0.1:${dead}` });
-    const r = await timed(() => c.client.transferTicket({ tenantId: TENANT, ticketId: "t-1", toUserId: "u-2" }, h.ctx));
-    expect(codeOf(r.error)).toBe(Code.Unavailable);
-    expect((r.error as ConnectError).rawMessage).toMatch(/ECONNREFUSED/);
-    expect(c.events.filter((e) => e.type === "retry")).toHaveLength(1);
-    expect(h.ticket.count("transferTicket")).toBe(0);
+    const refusing = await createFaultProxy(h.ticket.port);
+    await refusing.refuse();
+    try {
+      const c = client("transfer-service", { address: refusing.address });
+      const r = await timed(() => c.client.transferTicket({ tenantId: TENANT, ticketId: "t-1", toUserId: "u-2" }, h.ctx));
+      expect(codeOf(r.error)).toBe(Code.Unavailable);
+      expect((r.error as ConnectError).rawMessage).toMatch(/ECONNREFUSED/);
+      expect(c.events.filter((e) => e.type === "retry")).toHaveLength(1);
+      expect(h.ticket.count("transferTicket")).toBe(0);
+      expect(refusing.accepted).toBe(0);
+    } finally {
+      await refusing.close();
+    }
   });
 
   it("mutating call with a key: the same key on every attempt, one effect on the server", async () => {
@@ -317,15 +323,6 @@ describe("deadlines and cancellation", () => {
     expect(c.registry.list()).toEqual([{ target: "ticket-service", state: "closed", windowCalls: 0, windowFailures: 0 }]);
   });
 });
-
-/** A loopback port nothing listens on. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((res) => server.listen(0, "127.0.0.1", res));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((res) => server.close(() => res()));
-  return port;
-}
 
 /** Polls `cond` every 10 ms for up to 2 s. */
 async function until(cond: () => boolean): Promise<void> {
