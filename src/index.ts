@@ -10,6 +10,10 @@ export { callContext, CONTEXT_TOKEN_HEADER, type VerifiedCallContext, type Calle
 export { createMaterialSource, type MaterialSource, type IdentityMaterial } from "./identity/material.ts";
 export { createContextTokenMinter } from "./auth/context-token.ts";
 export { createLogger, type Logger } from "./observability/logger.ts";
+export { ResilienceRegistry, resilienceRegistry } from "./resilience/registry.ts";
+export { staleAge, STALE_HEADER } from "./resilience/policy-stack.ts";
+export type { ResilienceOptions, ResilienceLimits, FallbackOptions, Clock } from "./resilience/options.ts";
+export type { ResilienceEvent, ResilienceObserver } from "./resilience/events.ts";
 export type { ServiceContract, MethodContract, AccessRule } from "./contract/types.ts";
 export { Code, ConnectError } from "@connectrpc/connect";
 export { createMemoryDedupeStore, type DedupeStore, type DedupeBegin, type MemoryDedupeStoreOptions } from "./resilience/dedupe-store.ts";

@@ -22,6 +22,7 @@ import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
 import { methodCodec } from "../wire/codec.ts";
 import { headersToMetadata, metadataToHeaders } from "../wire/metadata.ts";
 import { connectErrorFromGrpc, isServiceError } from "../wire/status.ts";
+import { downstreamInfo, markDownstream } from "../wire/downstream.ts";
 
 /**
  * Per-attempt deadline (epoch ms) set by interceptors. connect-es fixes the
@@ -33,6 +34,8 @@ export const attemptDeadlineKey = createContextKey<number | undefined>(undefined
 export interface GrpcJsTransportOptions {
   /** "host:port" (or any grpc-js target such as "dns:///ticket-service:50004"). */
   readonly address: string;
+  /** The service called (workload name): named on every error this transport returns. */
+  readonly target?: string;
   readonly credentials: grpc.ChannelCredentials;
   readonly interceptors?: readonly Interceptor[];
   readonly channelOptions?: grpc.ChannelOptions;
@@ -55,6 +58,10 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
   });
   const interceptors = [...(options.interceptors ?? [])];
   const url = (path: string) => `grpc://${options.address}${path}`;
+  const toConnectError = (e: unknown): ConnectError => {
+    const err = asConnectError(e);
+    return options.target === undefined || downstreamInfo(err) ? err : markDownstream(err, { target: options.target });
+  };
 
   function deadlineOf(contextValues: ContextValues, timeoutMs: number | undefined): grpc.Deadline {
     const attempt = contextValues.get(attemptDeadlineKey);
@@ -185,7 +192,7 @@ function copyInto(target: Headers, md: grpc.Metadata): void {
   metadataToHeaders(md).forEach((v, k) => target.append(k, v));
 }
 
-function toConnectError(e: unknown): ConnectError {
+function asConnectError(e: unknown): ConnectError {
   if (e instanceof ConnectError) return e;
   if (isServiceError(e)) return connectErrorFromGrpc(e);
   return ConnectError.from(e, Code.Internal);

@@ -2,12 +2,13 @@
  * createServiceClient: what every generated `create<Service>Client(options)`
  * calls. Resolves the target address, builds the mTLS transport with the
  * framework's client interceptors (context propagation, your interceptors,
- * then a fresh call token per attempt) and returns the connect-es typed
- * client. Resilience policies slot in as interceptors, never a new client type.
+ * then the target's resilience policies, then a fresh call token per attempt)
+ * and returns the connect-es typed client. Every call gets a deadline and
+ * inherits the served call's cancellation before connect-es arms its timer.
  */
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import type { ServiceContract } from "../contract/types.ts";
+import { ConnectError, createClient, createContextValues, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { methodContract, type ServiceContract } from "../contract/types.ts";
 import type { MaterialSource } from "../identity/material.ts";
 import { workloadSpiffeId } from "../identity/spiffe-id.ts";
 import { createGrpcJsTransport } from "./grpc-js-transport.ts";
@@ -15,6 +16,12 @@ import { resolveAddress } from "./address.ts";
 import { mtlsChannelCredentials } from "./tls-credentials.ts";
 import { callTokenInterceptor, rotatingMinter } from "./security-interceptor.ts";
 import { contextPropagationInterceptor } from "./context-interceptor.ts";
+import { downstreamInfo, markDownstream } from "../wire/downstream.ts";
+import type { ResilienceOptions } from "../resilience/options.ts";
+import type { ResilienceObserver } from "../resilience/events.ts";
+import { resilienceRegistry, type ResilienceRegistry } from "../resilience/registry.ts";
+import { callDeadlineKey, resilienceInterceptor } from "../resilience/policy-stack.ts";
+import { planCall } from "../resilience/deadline.ts";
 
 export interface ServiceClientOptions {
   /** Our own identity material: certificate, key, JWT signing key, trust bundle. */
@@ -23,6 +30,12 @@ export interface ServiceClientOptions {
   readonly address?: string;
   /** Run after context propagation and before the call token is minted (resilience policies go here). */
   readonly interceptors?: readonly Interceptor[];
+  /** Per-target limits and fallbacks (README "Resilience"); the environment overrides them. */
+  readonly resilience?: ResilienceOptions & {
+    readonly observe?: ResilienceObserver;
+    /** Defaults to the process-wide registry; tests pass their own. */
+    readonly registry?: ResilienceRegistry;
+  };
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -39,17 +52,39 @@ export function createServiceTransport(contract: ServiceContract, options: Servi
   if (!identity) throw new Error(`${contract.name} client: no identity material (certificate, key, JWT key, trust bundle)`);
   const address = options.address ?? resolveAddress(contract.name, contract.defaultPort, options.env ?? process.env);
   const server = workloadSpiffeId(contract.name, identity.current().workload.env, identity.current().bundle.trustDomain);
+  const env = options.env ?? process.env;
+  const policies = (options.resilience?.registry ?? resilienceRegistry()).policiesFor(contract, options.resilience, env);
+  const target = contract.name;
   const tls = mtlsChannelCredentials(identity, server);
   const transport = createGrpcJsTransport({
     address,
+    target,
     credentials: tls.credentials,
     // SNI names the service (an IP is not a valid server name); identity is checked by SPIFFE ID anyway.
     channelOptions: { "grpc.ssl_target_name_override": contract.name },
-    interceptors: [contextPropagationInterceptor(), ...(options.interceptors ?? []), callTokenInterceptor(rotatingMinter(identity), server)],
+    interceptors: [
+      contextPropagationInterceptor(),
+      ...(options.interceptors ?? []),
+      resilienceInterceptor(contract, policies),
+      callTokenInterceptor(rotatingMinter(identity), server),
+    ],
   });
+  // Whatever fails, our caller learns it was this dependency (the server boundary never relays it as is).
+  const markFailure = (e: unknown): never => {
+    const err = ConnectError.from(e);
+    throw downstreamInfo(err) ? err : markDownstream(err, { target });
+  };
   return {
-    unary: transport.unary.bind(transport),
-    stream: transport.stream.bind(transport),
+    unary(method, signal, timeoutMs, header, input, contextValues) {
+      const plan = planCall(methodContract(contract, method), policies.limits, signal, timeoutMs);
+      const values = contextValues ?? createContextValues();
+      values.set(callDeadlineKey, plan.deadline);
+      return transport.unary(method, plan.signal, plan.timeoutMs, header, input, values).catch(markFailure);
+    },
+    stream(method, signal, timeoutMs, header, input, contextValues) {
+      const plan = planCall(methodContract(contract, method), policies.limits, signal, timeoutMs);
+      return transport.stream(method, plan.signal, plan.timeoutMs, header, input, contextValues).catch(markFailure);
+    },
     close() {
       transport.close();
       tls.dispose();

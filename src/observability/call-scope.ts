@@ -11,6 +11,8 @@ export interface CallScope {
   /** Absolute deadline (epoch ms) of the inbound call, if it has one. */
   readonly deadline: number | undefined;
   readonly requestId: string;
+  /** Verified tenant of the inbound call (from its context token), if any. */
+  readonly tenantId?: string;
   /** W3C traceparent of the inbound call. */
   readonly traceparent: string | undefined;
   /** Aborted when the inbound call ends or is cancelled. */

@@ -1,0 +1,99 @@
+/**
+ * Opt-in stale fallback for a read method, over real HTTP/2 + mTLS: served
+ * only to the tenant that stored it, only on availability failures, only
+ * while young enough, and always marked stale.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { STALE_HEADER, staleAge } from "../../src/resilience/policy-stack.ts";
+import { ResilienceRegistry } from "../../src/resilience/registry.ts";
+import { silentLogger } from "../../src/observability/logger.ts";
+import { closeClient } from "../../src/client/service-client.ts";
+import { createVenueServiceClient } from "../../src/gen/tickettoken/venue/v1/venue_service_rpc.ts";
+import { startHarness, testClient, timed, TENANT, type Harness, type TestClient } from "./harness.ts";
+
+let h: Harness;
+const open: TestClient[] = [];
+
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterEach(() => {
+  open.splice(0).forEach((c) => c.close());
+  h.ticket.clear();
+});
+afterAll(async () => {
+  await h?.stop();
+});
+
+const codeOf = (e: unknown) => (e instanceof ConnectError ? e.code : undefined);
+const fails = (n: number, code = Code.Unavailable) => Array.from({ length: n }, () => ({ fail: code }));
+
+describe("stale fallback", () => {
+  it("serves stale data to the same tenant only, marked stale, and never on PERMISSION_DENIED or past its age", async () => {
+    const c = testClient(h, "payment-service", { resilience: { fallback: { getTicketStatus: { maxAgeMs: 60_000 } } } });
+    open.push(c);
+    let staleHeader: string | null = null;
+    const call = (headers: Record<string, string>) =>
+      timed(() =>
+        c.client.getTicketStatus({ tenantId: TENANT, ticketId: "t-1" }, { headers, onHeader: (hd) => void (staleHeader = hd.get(STALE_HEADER)) }),
+      );
+
+    const fresh = await call(h.ctx.headers);
+    expect(fresh.value?.ticketId).toBe("t-1");
+    expect(staleAge(fresh.value!)).toBeUndefined();
+    expect(staleHeader).toBeNull();
+
+    // Target unavailable: after the retries, the last good answer, marked stale.
+    h.ticket.script("getTicketStatus", ...fails(6));
+    const stale = await call(h.ctx.headers);
+    expect(stale.error).toBeUndefined();
+    expect(stale.value?.ticketId).toBe("t-1");
+    expect(staleAge(stale.value!)).toBeGreaterThanOrEqual(0);
+    expect(staleHeader).not.toBeNull();
+    expect(h.ticket.count("getTicketStatus")).toBe(4);
+    expect(c.events).toContainEqual(expect.objectContaining({ type: "fallback", target: "ticket-service", method: "GetTicketStatus", code: "Unavailable" }));
+
+    // More failures open the breaker; an open breaker is an availability failure too.
+    await call(h.ctx.headers);
+    expect(c.registry.list()[0]!.state).toBe("open");
+    const attempts = h.ticket.count("getTicketStatus");
+    const whileOpen = await call(h.ctx.headers);
+    expect(staleAge(whileOpen.value!)).toBeGreaterThanOrEqual(0);
+    expect(h.ticket.count("getTicketStatus")).toBe(attempts);
+
+    // Another tenant, byte-identical request: never the first tenant's entry.
+    const other = await call(h.otherCtx.headers);
+    expect(codeOf(other.error)).toBe(Code.Unavailable);
+
+    // A refusal of the request itself is never papered over.
+    c.registry.reset("ticket-service");
+    h.ticket.clear();
+    h.ticket.script("getTicketStatus", { fail: Code.PermissionDenied });
+    const denied = await call(h.ctx.headers);
+    expect(codeOf(denied.error)).toBe(Code.PermissionDenied);
+
+    // Too old: the entry is gone.
+    h.ticket.script("getTicketStatus", ...fails(3));
+    c.clock.advance(61_000);
+    const expired = await call(h.ctx.headers);
+    expect(codeOf(expired.error)).toBe(Code.Unavailable);
+  });
+
+  it("the event service's degraded venue lookup is one line of config", async () => {
+    const registry = new ResilienceRegistry({ logger: silentLogger() });
+    const venues = createVenueServiceClient({
+      identity: await h.pki.material("event-service"),
+      address: h.proxy.address,
+      env: {},
+      resilience: { registry, fallback: { getVenue: { maxAgeMs: 300_000 } } },
+    });
+    closeClient(venues);
+    expect(registry.list()).toEqual([{ target: "venue-service", state: "closed", windowCalls: 0, windowFailures: 0 }]);
+  });
+
+  it("is refused for methods that are not NO_SIDE_EFFECTS", () => {
+    expect(() => testClient(h, "transfer-service", { resilience: { fallback: { transferTicket: { maxAgeMs: 1000 } } } })).toThrow(/NO_SIDE_EFFECTS/);
+    expect(() => testClient(h, "transfer-service", { resilience: { fallback: { noSuchMethod: { maxAgeMs: 1000 } } } })).toThrow(/unknown method/);
+  });
+});
