@@ -33,6 +33,7 @@ import {
 import { methodContract, type MethodContract, type ServiceContract } from "../contract/types.ts";
 import { CONTEXT_TOKEN_HEADER } from "../auth/call-context.ts";
 import { currentCallScope } from "../observability/call-scope.ts";
+import { IDEMPOTENCY_KEY_HEADER } from "../observability/headers.ts";
 import { attemptDeadlineKey } from "../client/grpc-js-transport.ts";
 import { markDownstream } from "../wire/downstream.ts";
 import {
@@ -231,8 +232,6 @@ export function resilienceInterceptor(contract: ServiceContract, policies: Targe
     return cache ? withFallback(policies, cache, method, req, unaryNext) : withRetry(policies, method, req, unaryNext);
   };
 }
-
-const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
 
 function withRetry(
   policies: TargetPolicies,

@@ -23,7 +23,8 @@ import { buildRoutes, type Route, type ServiceRegistration } from "./routes.ts";
 import { securityInterceptor } from "./security-interceptor.ts";
 import { dedupeInterceptor } from "./dedupe.ts";
 import { createMemoryDedupeStore, type DedupeStore } from "../resilience/dedupe-store.ts";
-import { createAdminService, NO_BREAKERS } from "./admin.ts";
+import { createAdminService } from "./admin.ts";
+import { resilienceRegistry } from "../resilience/registry.ts";
 import type { BreakerAdmin } from "../resilience/breaker-admin.ts";
 import type { ReplayCache } from "../auth/replay-cache.ts";
 import { isServiceName, type ServiceName } from "../identity/workloads.ts";
@@ -50,7 +51,7 @@ export interface ServerOptions {
   readonly observe?: CallObserver;
   /** Responses of calls with an idempotency key (default: bounded in-memory, 24 h). */
   readonly dedupeStore?: DedupeStore;
-  /** Circuit breakers the admin RPC lists and resets (default: none; the process registry once wired). */
+  /** Circuit breakers the admin RPC lists and resets (default: this process's resilience registry, shared by its generated clients). */
   readonly breakers?: BreakerAdmin;
   /** Which stack serves gRPC: grpc-js (default, chosen by measurement) or connect-node (benchmarks). */
   readonly grpcStack?: "grpc-js" | "connect-node";
@@ -79,7 +80,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     logger.error({ err: error, method: route.contract.path }, "handler failed with a non-RPC error");
 
   const health = createHealth();
-  const served = [...options.services, health.registration(host), createAdminService(options.breakers ?? NO_BREAKERS).registration(host)];
+  const served = [...options.services, health.registration(host), createAdminService(options.breakers ?? resilienceRegistry()).registration(host)];
   if (options.reflection ?? true) {
     served.push(...createReflection(served.map((s) => s.contract.service)).registrations(host));
   }
