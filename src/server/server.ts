@@ -19,7 +19,7 @@ import { listenConnect, listenGrpc, type Listener } from "./listeners.ts";
 import { loggingInterceptor, type CallObserver } from "./logging-interceptor.ts";
 import { createReflection } from "./reflection.ts";
 import { buildRoutes, type Route, type ServiceRegistration } from "./routes.ts";
-import { securityInterceptor } from "./security-interceptor.ts";
+import { createCallAuthenticator, securityInterceptor } from "./security-interceptor.ts";
 import type { ReplayCache } from "../auth/replay-cache.ts";
 import { isServiceName, type ServiceName } from "../identity/workloads.ts";
 
@@ -64,17 +64,20 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const host: ServiceName = self.workload;
   const logger = (options.logger ?? createLogger()).child({ service: host });
   const shutdown = new AbortController();
-  const report: ErrorReporter = ({ route, error }) =>
-    logger.error({ err: error, method: route.contract.path }, "handler failed with a non-RPC error");
+  const report: ErrorReporter = ({ route, error, downstream }) =>
+    downstream
+      ? logger.warn({ err: error, method: route.contract.path, target: downstream.target }, "handler failed: a call to a dependency failed")
+      : logger.error({ err: error, method: route.contract.path }, "handler failed with a non-RPC error");
 
   const health = createHealth();
   const served = [...options.services, health.registration(host)];
   if (options.reflection ?? true) {
     served.push(...createReflection(served.map((s) => s.contract.service)).registrations(host));
   }
+  const authenticator = createCallAuthenticator({ material, logger, ...(options.replayCache ? { replayCache: options.replayCache } : {}) });
   const interceptors: ServerInterceptor[] = [
     loggingInterceptor(logger, options.observe),
-    securityInterceptor({ material, logger, ...(options.replayCache ? { replayCache: options.replayCache } : {}) }),
+    securityInterceptor(authenticator, logger),
     ...(options.interceptors ?? []),
   ];
   const routes = buildRoutes(served, interceptors);
@@ -93,11 +96,11 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       registerGrpcRoutes(grpcServer, routes, shutdown.signal, report);
       listeners.push(await listenGrpc({ grpcServer, material, host: bind, port: options.port, logger }));
     } else {
-      const handler = createConnectHandler(routes, report, { grpc: true, shutdownSignal: shutdown.signal });
+      const handler = createConnectHandler(routes, report, { grpc: true, authenticator, shutdownSignal: shutdown.signal });
       listeners.push(await listenConnect({ handler, material, host: bind, port: options.port, logger, maxConnectionAgeMs }));
     }
     if (options.connectPort !== undefined) {
-      const handler = createConnectHandler(routes, report, { shutdownSignal: shutdown.signal });
+      const handler = createConnectHandler(routes, report, { authenticator, shutdownSignal: shutdown.signal });
       listeners.push(await listenConnect({ handler, material, host: bind, port: options.connectPort, logger, maxConnectionAgeMs }));
     }
   } catch (err) {
