@@ -92,10 +92,47 @@ function sendHeaderIfAny(call: AnyServerCall, headers: Headers): void {
   if (any) call.sendMetadata(headersToMetadata(headers));
 }
 
+/** Trailers of the statuses our handlers answered with; any other error status came from grpc-js itself. */
+const ours = new WeakSet<grpc.Metadata>();
+
 function failure(err: unknown, route: Route, report: ErrorReporter): grpc.StatusObject {
-  const ce = toConnectError(err, route, report);
-  return grpcStatusFromConnect(ce) as grpc.StatusObject;
+  const status = grpcStatusFromConnect(toConnectError(err, route, report)) as grpc.StatusObject;
+  ours.add(status.metadata);
+  return status;
 }
+
+/**
+ * grpc-js answers some malformed requests itself, before a handler runs
+ * ("Received no request message for server streaming method <path>" as
+ * UNIMPLEMENTED when the framing is broken, the path echoed for an unknown
+ * method). Its statuses get the framework's treatment: the right code and a
+ * generic message that echoes nothing.
+ */
+type OutgoingStatus = Parameters<grpc.ServerInterceptingCallInterface["sendStatus"]>[0];
+
+function genericStatus(status: OutgoingStatus): OutgoingStatus {
+  const code = status.code;
+  if (code === grpc.status.UNIMPLEMENTED && status.details?.startsWith("Received ")) {
+    return { code: grpc.status.INVALID_ARGUMENT, details: "malformed request" };
+  }
+  const details =
+    code === grpc.status.UNIMPLEMENTED ? "method not implemented"
+    : code === grpc.status.RESOURCE_EXHAUSTED ? "request too large"
+    : code === grpc.status.DEADLINE_EXCEEDED ? "deadline exceeded"
+    : code === grpc.status.CANCELLED ? "call cancelled"
+    : code === grpc.status.UNKNOWN || code === grpc.status.INTERNAL ? "internal error"
+    : "request failed";
+  return { code: code === grpc.status.UNKNOWN ? grpc.status.INTERNAL : code, details };
+}
+
+const statusGuard: grpc.Responder = {
+  sendStatus(status, next) {
+    next(status.code === grpc.status.OK || (status.metadata && ours.has(status.metadata)) ? status : genericStatus(status));
+  },
+};
+
+/** Install on the grpc.Server (option `interceptors`): one shared responder, one small object per call. */
+export const grpcStatusGuard: grpc.ServerInterceptor = (_method, call) => new grpc.ServerInterceptingCall(call, statusGuard);
 
 function unaryHandler(route: Route, shutdown: AbortSignal, report: ErrorReporter): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {

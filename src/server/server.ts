@@ -13,7 +13,7 @@ import { createLogger, type Logger } from "../observability/logger.ts";
 import type { ServerInterceptor } from "./call.ts";
 import { createConnectHandler } from "./connect-adapter.ts";
 import type { ErrorReporter } from "./errors.ts";
-import { registerGrpcRoutes } from "./grpc-js-adapter.ts";
+import { grpcStatusGuard, registerGrpcRoutes } from "./grpc-js-adapter.ts";
 import { createHealth, type HealthService } from "./health.ts";
 import { listenConnect, listenGrpc, type Listener } from "./listeners.ts";
 import { loggingInterceptor, type CallObserver } from "./logging-interceptor.ts";
@@ -92,6 +92,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
         "grpc.max_connection_age_ms": maxConnectionAgeMs,
         "grpc.max_connection_age_grace_ms": 30_000,
         "grpc.max_receive_message_length": 4 * 1024 * 1024,
+        interceptors: [grpcStatusGuard],
       });
       registerGrpcRoutes(grpcServer, routes, shutdown.signal, report);
       listeners.push(await listenGrpc({ grpcServer, material, host: bind, port: options.port, logger }));
