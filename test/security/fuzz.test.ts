@@ -36,7 +36,8 @@ const PATHS = [
 ];
 const GET_STATUS = TicketServiceContract.methods.getTicketStatus.path;
 /** Messages a caller may see: generic, from src/server (never parser output or type names). */
-const GENERIC = /^(|unauthenticated|permission denied|malformed request message|malformed request|request too large|internal error|.* is not implemented)$/;
+const GENERIC =
+  /^(unauthenticated|permission denied|malformed request message|malformed request|request too large|internal error|method not implemented|deadline exceeded|Deadline exceeded|call cancelled|request failed)$/;
 
 /** mulberry32: small, fast, seeded. */
 function prng(seed: number) {
