@@ -22,6 +22,7 @@ import {
   createConnectRouter,
   createContextKey,
   createContextValues,
+  type ContextValues,
   type ConnectRouter,
   type HandlerContext,
   type ServiceImpl,
@@ -156,23 +157,80 @@ function requestGate(routes: readonly Route[], authenticator: CallAuthenticator)
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /**
- * An authenticated call whose unary Connect request connect-node could not
- * read or parse (the implementation never ran) gets a generic answer:
- * INVALID_ARGUMENT "malformed request" (RESOURCE_EXHAUSTED if too large).
+ * What an authenticated caller is told when connect-node could not read or
+ * parse its request (the implementation never ran): the code that says what
+ * happened, never the parser's words or a type name.
  */
-function genericProtocolError(res: UniversalServerResponse): UniversalServerResponse {
-  const tooLarge = res.status === 429 || res.status === 413;
-  const body = encoder.encode(
-    JSON.stringify(tooLarge ? { code: "resource_exhausted", message: "request too large" } : { code: "invalid_argument", message: "malformed request" }),
-  );
-  const header = new Headers({ "content-type": "application/json", "content-length": String(body.byteLength) });
-  return { status: tooLarge ? res.status : 400, header, body: (async function* () { yield body; })() };
+function genericProtocolError(connectCode: string | undefined): { code: string; message: string } {
+  switch (connectCode) {
+    case "resource_exhausted":
+      return { code: connectCode, message: "request too large" };
+    case "deadline_exceeded":
+      return { code: connectCode, message: "deadline exceeded" };
+    case "canceled":
+      return { code: connectCode, message: "call cancelled" };
+    default:
+      return { code: "invalid_argument", message: "malformed request" };
+  }
 }
 
-function isUnaryConnectError(res: UniversalServerResponse): boolean {
-  return res.status !== 200 && res.header?.get("content-type") === "application/json";
+function errorCodeOf(json: Uint8Array, nested: boolean): string | undefined {
+  try {
+    const parsed = JSON.parse(decoder.decode(json)) as { code?: string; error?: { code?: string } };
+    return nested ? parsed.error?.code : parsed.code;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readAll(body: AsyncIterable<Uint8Array> | undefined): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of body ?? []) parts.push(chunk);
+  return Buffer.concat(parts);
+}
+
+/** Unary Connect error (HTTP status != 200, JSON body {code, message}). */
+async function rewriteUnaryError(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+  const compressed = res.header?.has("content-encoding") ?? false;
+  const err = genericProtocolError(compressed ? undefined : errorCodeOf(await readAll(res.body), false));
+  const body = encoder.encode(JSON.stringify(err));
+  const header = new Headers({ "content-type": "application/json", "content-length": String(body.byteLength) });
+  const status = err.code === "invalid_argument" ? 400 : res.status;
+  return { status, header, body: (async function* () { yield body; })() };
+}
+
+const END_STREAM = 0x02;
+
+/** Streaming Connect response: the end-stream envelope carries the error (one envelope per chunk). */
+async function* rewriteEndStream(body: AsyncIterable<Uint8Array>, values: ContextValues): AsyncIterable<Uint8Array> {
+  for await (const chunk of body) {
+    if (values.get(implEnteredKey) || chunk.length < 5 || (chunk[0]! & END_STREAM) === 0) {
+      yield chunk;
+      continue;
+    }
+    const uncompressed = (chunk[0]! & 0x01) === 0;
+    const err = genericProtocolError(uncompressed ? errorCodeOf(chunk.subarray(5), true) : undefined);
+    const json = encoder.encode(JSON.stringify({ error: err }));
+    const envelope = new Uint8Array(5 + json.byteLength);
+    envelope[0] = END_STREAM;
+    new DataView(envelope.buffer).setUint32(1, json.byteLength);
+    envelope.set(json, 5);
+    yield envelope;
+  }
+}
+
+/** Rewrites connect-node's own answers to an authenticated call whose request it could not read or parse. */
+function guardProtocolErrors(res: UniversalServerResponse, values: ContextValues): UniversalServerResponse | Promise<UniversalServerResponse> {
+  if (values.get(authenticatedKey) === undefined || values.get(implEnteredKey)) return res;
+  const contentType = res.header?.get("content-type") ?? "";
+  if (res.status !== 200 && contentType === "application/json") return rewriteUnaryError(res);
+  if (res.status === 200 && contentType.startsWith("application/connect+") && res.body) {
+    return { ...res, body: rewriteEndStream(res.body, values) };
+  }
+  return res;
 }
 
 /** A Node request handler for http/https/http2 servers. */
@@ -199,11 +257,8 @@ export function createConnectHandler(routes: readonly Route[], report: ErrorRepo
     }
     const values = createContextValues().set(peerKey, peerOf(req)).set(rawAuthorizationKey, rawAuthorization(req.rawHeaders));
     handler(universalRequestFromNodeRequest(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, undefined, values))
-      .then((uRes) => {
-        const authenticated = values.get(authenticatedKey) !== undefined;
-        const rewrite = authenticated && !values.get(implEnteredKey) && isUnaryConnectError(uRes);
-        return universalResponseToNodeResponse(rewrite ? genericProtocolError(uRes) : uRes, res as http2.Http2ServerResponse);
-      })
+      .then((uRes) => guardProtocolErrors(uRes, values))
+      .then((uRes) => universalResponseToNodeResponse(uRes, res as http2.Http2ServerResponse))
       .catch(() => {
         // The response stream broke (peer reset, aborted write): nothing left to answer.
         res.destroy();

@@ -113,6 +113,12 @@ function open(kind: Kind): http2.ClientHttp2Session {
   return s;
 }
 
+/** A call token for ticket-service's `path` without a context token (health needs none). */
+function mintFor(path: string): Promise<string> {
+  const w = payment.current().workload;
+  return createCallTokenMinter({ identity: w.spiffeId, key: w.jwt.current }).mint({ audience: workloadSpiffeId("ticket-service"), method: path });
+}
+
 function mint(path: string): Promise<string> {
   const w = payment.current().workload;
   return createCallTokenMinter({ identity: w.spiffeId, key: w.jwt.current }).mint({
@@ -364,5 +370,30 @@ describe(`fuzzing both ports (seed ${SEED})`, () => {
       expect({ code: Code[a.code], message: a.message }, c.contentType).toEqual({ code: "InvalidArgument", message: expect.stringMatching(/^malformed request( message)?$/) });
       if (c.kind === "connect") expect(a.httpStatus).toBe(400);
     }
+  });
+
+  it("an authenticated malformed streaming request (Health Watch) on the Connect port ends INVALID_ARGUMENT, generic", async () => {
+    const path = "/grpc.health.v1.Health/Watch";
+    const s = open("connect");
+    const garbled = Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]);
+    const body = Buffer.concat([Buffer.from([0, 0, 0, 0, garbled.length]), garbled]);
+    const headers: http2.OutgoingHttpHeaders = {
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/connect+proto",
+      "connect-timeout-ms": "5000",
+      authorization: `Bearer ${await mintFor(path)}`,
+    };
+    const stream = s.request(headers);
+    const chunks: Buffer[] = [];
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    await new Promise<void>((resolve) => {
+      stream.on("close", resolve);
+      stream.end(body);
+    });
+    const all = Buffer.concat(chunks);
+    expect(all[0]! & 0x02, "an end-stream message").toBe(2);
+    const end = JSON.parse(all.subarray(5, 5 + all.readUInt32BE(1)).toString()) as { error?: { code?: string; message?: string } };
+    expect(end.error).toEqual({ code: "invalid_argument", message: "malformed request" });
   });
 });
