@@ -150,9 +150,12 @@ function peerLabel(peer: PeerInfo | undefined, caller: CallerIdentity | undefine
 export function securityInterceptor(authenticator: CallAuthenticator, logger: Logger): ServerInterceptor {
   return (next) => async (call) => {
     const headers = call.context.requestHeader;
-    const auth =
-      call.context.values.get(authenticatedKey) ??
-      (await authenticator.authenticate({ path: call.contract.path, headers, peer: call.peer }));
+    let auth = call.context.values.get(authenticatedKey);
+    if (auth === undefined) {
+      auth = await authenticator.authenticate({ path: call.contract.path, headers, peer: call.peer });
+      // Known from here on, even if authorization fails (the log line names the verified caller).
+      call.context.values.set(authenticatedKey, auth);
+    }
     // Only now is the body decoded: nothing an unauthenticated caller sends is parsed.
     const request = call.encodedRequest !== undefined ? decodeRequest(call.method.input, call.encodedRequest) : call.request;
     const ctx = auth.context;

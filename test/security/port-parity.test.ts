@@ -214,7 +214,9 @@ describe.each(PORTS)("token and authorization cases on the %s port", (port) => {
       } else {
         expect(handled.length, "a rejected call reached the handler").toBe(handledBefore);
         expect(out.details).toBe(c.code === UNAUTHENTICATED ? "unauthenticated" : "permission denied");
-        expect(logLines.slice(mark).join("")).toMatch(/"msg":"call rejected"/);
+        const rejected = logLines.slice(mark).map((l) => JSON.parse(l) as { msg: string; peer?: string }).find((l) => l.msg === "call rejected");
+        // Every case presents a valid certificate: the line names the verified identity, not just ip:port.
+        expect(rejected?.peer).toMatch(new RegExp(`^spiffe://tickettoken\\.internal/ns/dev/sa/${attempt.caller} \\(127\\.0\\.0\\.1:\\d+\\)$`));
       }
       if (c.reason) expect(reasonsSince(mark)).toMatch(c.reason);
     });
