@@ -20,9 +20,9 @@ export interface CallScope {
    */
   readonly signal: AbortSignal;
   /** Tenant of the inbound call's verified context token (for tenant-scoped client policies). */
-  readonly tenantId: string | undefined;
+  readonly tenantId?: string | undefined;
   /** User of the inbound call's verified context token. */
-  readonly userId: string | undefined;
+  readonly userId?: string | undefined;
 }
 
 const storage = new AsyncLocalStorage<CallScope>();

@@ -31,8 +31,8 @@ export interface ServerCall {
   readonly request: Message | undefined;
   /** The request's bytes, not yet decoded (grpc-js adapter, before authentication). */
   readonly encodedRequest?: Uint8Array;
-  /** Absolute deadline (epoch ms) of the call, if the caller set one. */
-  readonly deadline: number | undefined;
+  /** Absolute deadline (epoch ms) of the call, if the caller set one (both adapters set it). */
+  readonly deadline?: number | undefined;
   /** The request messages of a bidi-streaming call (e.g. server reflection). */
   readonly requests?: AsyncIterable<Message>;
   /**

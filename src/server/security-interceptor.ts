@@ -175,7 +175,7 @@ export function securityInterceptor(authenticator: CallAuthenticator, logger: Lo
     const decoded: ServerCall = request === call.request ? call : { ...call, request, encodedRequest: undefined };
     const scope: CallScope = {
       contextToken: auth.contextToken,
-      deadline: call.deadline,
+      deadline: call.deadline ?? absoluteDeadline(call.context.timeoutMs()),
       requestId: headers.get(REQUEST_ID_HEADER) ?? randomUUID(),
       traceparent: headers.get(TRACEPARENT_HEADER) ?? undefined,
       signal: call.context.signal,
@@ -187,6 +187,10 @@ export function securityInterceptor(authenticator: CallAuthenticator, logger: Lo
     // this scope: pull them inside it, so calls it makes inherit the context too.
     return result.kind === "stream" ? { kind: "stream", messages: inScope(scope, result.messages) } : result;
   };
+}
+
+function absoluteDeadline(timeoutMs: number | undefined): number | undefined {
+  return timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
 }
 
 function inScope<T>(scope: CallScope, messages: AsyncIterable<T>): AsyncIterable<T> {

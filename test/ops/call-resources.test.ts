@@ -50,6 +50,7 @@ interface Seen {
   reason?: unknown;
 }
 const seen = new Map<string, Seen>();
+const interceptorSaw: Array<{ protocol: string; request: unknown; encoded: Uint8Array | undefined }> = [];
 /** Resolves when the handler for `id` has started (so a cancel reaches a running handler). */
 const started = new Map<string, () => void>();
 
@@ -77,6 +78,13 @@ beforeAll(async () => {
     port: 0,
     connectPort: 0,
     logger: silentLogger(),
+    // A user interceptor runs after security: it must see the decoded request, whichever port carried it.
+    interceptors: [
+      (next) => async (call) => {
+        interceptorSaw.push({ protocol: call.protocol, request: call.request, encoded: call.encodedRequest });
+        return next(call);
+      },
+    ],
     services: [
       implement(TicketServiceContract, {
         async getTicketStatus(req, ctx: HandlerContext) {
@@ -265,6 +273,15 @@ describe.each(["grpc", "connect"] as const)("the served call's signal on the %s 
     await untilAborted(got.signal, 5_000);
     expect(got.signal.reason).toBeInstanceOf(ConnectError);
     expect(Code[(got.signal.reason as ConnectError).code]).toBe("Canceled");
+  });
+});
+
+describe("user interceptors", () => {
+  it.each(["grpc", "connect"] as const)("see the decoded request on the %s port", async (kind) => {
+    interceptorSaw.length = 0;
+    expect(await ticketCall(session(kind), kind, `decoded-${kind}`, 300_000)).toBe(0);
+    expect(interceptorSaw).toHaveLength(1);
+    expect(interceptorSaw[0]).toMatchObject({ protocol: kind, request: { ticketId: `decoded-${kind}`, tenantId: TENANT }, encoded: undefined });
   });
 });
 
