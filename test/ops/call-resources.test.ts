@@ -27,6 +27,7 @@ import { pkiPaths } from "../../src/identity/pki.ts";
 import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
 import { currentCallScope, type CallScope } from "../../src/observability/call-scope.ts";
 import { silentLogger } from "../../src/observability/logger.ts";
+import { CallLifetime } from "../../src/server/call-lifetime.ts";
 import { implement } from "../../src/server/routes.ts";
 import { createServer, type RpcServer } from "../../src/server/server.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
@@ -314,5 +315,43 @@ describe.each(["grpc", "connect"] as const)("Health Watch on the %s port", (kind
       ),
     );
     expect(codes).toEqual(Array.from({ length: 10 }, () => Code.DeadlineExceeded));
+  });
+});
+
+// ---------------------------------------------------------------- CallLifetime rules (injected clock)
+
+describe("CallLifetime", () => {
+  const reasonOf = (l: CallLifetime) => (l.signal.aborted ? Code[(l.signal.reason as ConnectError).code] : "not aborted");
+
+  it("a call that ended is never aborted afterwards, whatever the stack reports", () => {
+    const upstream = new AbortController();
+    const l = new CallLifetime(1_000, upstream.signal, () => 0);
+    l.end();
+    l.cancelled();
+    upstream.abort(new ConnectError("gone", Code.Canceled));
+    expect(reasonOf(l)).toBe("not aborted");
+  });
+
+  it("the stack's cancel before the deadline is CANCELED, at or after it DEADLINE_EXCEEDED", () => {
+    let now = 0;
+    const early = new CallLifetime(1_000, undefined, () => now);
+    early.cancelled();
+    expect(reasonOf(early)).toBe("Canceled");
+    now = 1_000;
+    const late = new CallLifetime(1_000, undefined, () => now);
+    late.cancelled();
+    expect(reasonOf(late)).toBe("DeadlineExceeded");
+    expect(late.remainingMs()).toBe(0);
+  });
+
+  it("an upstream signal's DEADLINE_EXCEEDED reason is kept; any other upstream abort is CANCELED", () => {
+    const deadline = new AbortController();
+    const a = new CallLifetime(undefined, deadline.signal);
+    deadline.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+    expect(reasonOf(a)).toBe("DeadlineExceeded");
+    const shutdown = new AbortController();
+    const b = new CallLifetime(undefined, shutdown.signal);
+    shutdown.abort();
+    expect(reasonOf(b)).toBe("Canceled");
   });
 });
