@@ -58,9 +58,11 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
   });
   const interceptors = [...(options.interceptors ?? [])];
   const url = (path: string) => `grpc://${options.address}${path}`;
+  const target = options.target ?? options.address;
   const toConnectError = (e: unknown): ConnectError => {
-    const err = asConnectError(e);
-    return options.target === undefined || downstreamInfo(err) ? err : markDownstream(err, { target: options.target });
+    if (e instanceof ConnectError) return downstreamInfo(e) ? e : markDownstream(e, { target });
+    if (isServiceError(e)) return connectErrorFromGrpc(e, target);
+    return markDownstream(ConnectError.from(e, Code.Internal), { target });
   };
 
   function deadlineOf(contextValues: ContextValues, timeoutMs: number | undefined): grpc.Deadline {
@@ -192,8 +194,3 @@ function copyInto(target: Headers, md: grpc.Metadata): void {
   metadataToHeaders(md).forEach((v, k) => target.append(k, v));
 }
 
-function asConnectError(e: unknown): ConnectError {
-  if (e instanceof ConnectError) return e;
-  if (isServiceError(e)) return connectErrorFromGrpc(e);
-  return ConnectError.from(e, Code.Internal);
-}

@@ -11,12 +11,18 @@ export interface CallScope {
   /** Absolute deadline (epoch ms) of the inbound call, if it has one. */
   readonly deadline: number | undefined;
   readonly requestId: string;
-  /** Verified tenant of the inbound call (from its context token), if any. */
-  readonly tenantId?: string;
   /** W3C traceparent of the inbound call. */
   readonly traceparent: string | undefined;
-  /** Aborted when the inbound call ends or is cancelled. */
+  /**
+   * Aborted exactly when the inbound call is cancelled by its caller (reason:
+   * ConnectError Code.Canceled) or its deadline passes (Code.DeadlineExceeded);
+   * never when it completes normally.
+   */
   readonly signal: AbortSignal;
+  /** Tenant of the inbound call's verified context token (for tenant-scoped client policies). */
+  readonly tenantId?: string | undefined;
+  /** User of the inbound call's verified context token. */
+  readonly userId?: string | undefined;
 }
 
 const storage = new AsyncLocalStorage<CallScope>();

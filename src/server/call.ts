@@ -22,11 +22,25 @@ export interface ServerCall {
   readonly service: DescService;
   readonly method: DescMethod;
   readonly contract: MethodContract;
-  /** The decoded request message (unary and server-streaming calls). */
+  /**
+   * The decoded request message (unary and server-streaming calls). Adapters
+   * that receive bytes leave it undefined and set `encodedRequest`; the
+   * security interceptor decodes only after authentication, so every
+   * interceptor after it sees the decoded message.
+   */
   readonly request: Message | undefined;
+  /** The request's bytes, not yet decoded (grpc-js adapter, before authentication). */
+  readonly encodedRequest?: Uint8Array;
+  /** Absolute deadline (epoch ms) of the call, if the caller set one (both adapters set it). */
+  readonly deadline?: number | undefined;
   /** The request messages of a bidi-streaming call (e.g. server reflection). */
   readonly requests?: AsyncIterable<Message>;
-  /** Headers, trailers, signal, deadline and context values (connect-es HandlerContext). */
+  /**
+   * Headers, trailers, signal, deadline and context values (connect-es
+   * HandlerContext). `signal` aborts only on the caller's cancellation
+   * (reason Code.Canceled), the deadline (Code.DeadlineExceeded) or a forced
+   * shutdown, never when the call completes normally.
+   */
   readonly context: HandlerContext;
   readonly peer: PeerInfo | undefined;
   /** "grpc" or "connect": which protocol carried the call. */

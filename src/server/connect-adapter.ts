@@ -3,23 +3,60 @@
  * binary over HTTP/1.1 or HTTP/2, what `curl` speaks) and, for the wire-stack
  * benchmark, gRPC. Handlers and the interceptor chain are the framework's, so
  * a call behaves the same whichever adapter carried it.
+ *
+ * Authentication runs in connect-node's request gate, after the headers and
+ * before a single byte of the body is read or parsed; its verified result
+ * travels in the context values so the security interceptor does not verify
+ * the (single-use) call token again. Protocol-level failures of an
+ * authenticated call's body (malformed protobuf or JSON, bad compression)
+ * are answered INVALID_ARGUMENT with a generic message, never with parser
+ * internals or type names.
  */
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { TLSSocket } from "node:tls";
-import type { DescService, Message } from "@bufbuild/protobuf";
-import { createContextValues, type ConnectRouter, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { DescMethod, DescService, Message } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createConnectRouter,
+  createContextKey,
+  createContextValues,
+  type ContextValues,
+  type ConnectRouter,
+  type HandlerContext,
+  type ServiceImpl,
+} from "@connectrpc/connect";
+import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
+import {
+  compressionBrotli,
+  compressionGzip,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from "@connectrpc/connect-node";
 import { peerKey, type PeerInfo, type ServerCall } from "./call.ts";
+import { CallLifetime } from "./call-lifetime.ts";
 import type { Route } from "./routes.ts";
 import { toConnectError, type ErrorReporter } from "./errors.ts";
+import { authenticatedKey, type CallAuthenticator } from "./security-interceptor.ts";
 
 export interface ConnectAdapterOptions {
   /** Serve the gRPC protocol too (off by default: grpc-js serves gRPC). */
   readonly grpc?: boolean;
   readonly readMaxBytes?: number;
   readonly shutdownSignal?: AbortSignal;
+  /**
+   * Authenticates every call before its body is read. Without it, the
+   * security interceptor still authenticates, but only after connect-node
+   * parsed the body (benchmarks only).
+   */
+  readonly authenticator?: CallAuthenticator;
 }
+
+/** Every `authorization` value as sent: Node's HTTP/1.1 parser keeps only the first in `headers`. */
+const rawAuthorizationKey = createContextKey<string[] | undefined>(undefined, { description: "tt-rpc raw authorization values" });
+/** Set once our implementation runs: an error response before that came from connect-node's protocol layer. */
+const implEnteredKey = createContextKey<boolean>(false, { description: "tt-rpc implementation entered" });
 
 function peerOf(req: http.IncomingMessage | http2.Http2ServerRequest): PeerInfo {
   const socket = req.socket;
@@ -33,7 +70,19 @@ function peerOf(req: http.IncomingMessage | http2.Http2ServerRequest): PeerInfo 
   };
 }
 
-function toServerCall(route: Route, input: Message | AsyncIterable<Message>, context: HandlerContext): ServerCall {
+function rawAuthorization(rawHeaders: readonly string[]): string[] | undefined {
+  let values: string[] | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === "authorization") (values ??= []).push(rawHeaders[i + 1]!);
+  }
+  return values;
+}
+
+/**
+ * The handler sees a signal that aborts on cancel or deadline only:
+ * connect-node aborts its context signal after every response.
+ */
+function toServerCall(route: Route, input: Message | AsyncIterable<Message>, ctx: HandlerContext, lifetime: CallLifetime): ServerCall {
   const bidi = route.method.methodKind === "bidi_streaming";
   return {
     service: route.service,
@@ -41,10 +90,17 @@ function toServerCall(route: Route, input: Message | AsyncIterable<Message>, con
     contract: route.contract,
     request: bidi ? undefined : (input as Message),
     ...(bidi ? { requests: input as AsyncIterable<Message> } : {}),
-    context,
-    peer: context.values.get(peerKey),
-    protocol: context.protocolName,
+    deadline: lifetime.deadline,
+    context: { ...ctx, signal: lifetime.signal },
+    peer: ctx.values.get(peerKey),
+    protocol: ctx.protocolName,
   };
+}
+
+function lifetimeOf(ctx: HandlerContext): CallLifetime {
+  ctx.values.set(implEnteredKey, true);
+  const timeoutMs = ctx.timeoutMs();
+  return new CallLifetime(timeoutMs === undefined ? undefined : Date.now() + timeoutMs, ctx.signal);
 }
 
 function implFor(routes: readonly Route[], report: ErrorReporter): Map<DescService, Record<string, unknown>> {
@@ -53,22 +109,30 @@ function implFor(routes: readonly Route[], report: ErrorReporter): Map<DescServi
     const impl = impls.get(route.service) ?? {};
     if (route.method.methodKind !== "unary") {
       impl[route.method.localName] = async function* (req: Message | AsyncIterable<Message>, ctx: HandlerContext) {
+        const lifetime = lifetimeOf(ctx);
         try {
-          const result = await route.handle(toServerCall(route, req, ctx));
+          const result = await route.handle(toServerCall(route, req, ctx, lifetime));
           if (result.kind !== "stream") throw new Error("unary result for a streaming method");
           yield* result.messages;
+          // A stream cut short by the deadline or a cancel never ends with OK.
+          if (lifetime.signal.aborted) throw lifetime.signal.reason;
         } catch (err) {
           throw toConnectError(err, route, report);
+        } finally {
+          lifetime.end();
         }
       };
     } else {
       impl[route.method.localName] = async (req: Message, ctx: HandlerContext) => {
+        const lifetime = lifetimeOf(ctx);
         try {
-          const result = await route.handle(toServerCall(route, req, ctx));
+          const result = await route.handle(toServerCall(route, req, ctx, lifetime));
           if (result.kind !== "unary") throw new Error("stream result for a unary method");
           return result.message;
         } catch (err) {
           throw toConnectError(err, route, report);
+        } finally {
+          lifetime.end();
         }
       };
     }
@@ -77,19 +141,127 @@ function implFor(routes: readonly Route[], report: ErrorReporter): Map<DescServi
   return impls;
 }
 
+function requestGate(routes: readonly Route[], authenticator: CallAuthenticator) {
+  const paths = new Map<DescMethod, string>(routes.map((r) => [r.method, r.contract.path]));
+  return async (ctx: HandlerContext): Promise<void> => {
+    const path = paths.get(ctx.method);
+    if (path === undefined) throw new ConnectError("unauthenticated", Code.Unauthenticated);
+    const auth = await authenticator.authenticate({
+      path,
+      headers: ctx.requestHeader,
+      peer: ctx.values.get(peerKey),
+      authorization: ctx.values.get(rawAuthorizationKey),
+    });
+    ctx.values.set(authenticatedKey, auth);
+  };
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * What an authenticated caller is told when connect-node could not read or
+ * parse its request (the implementation never ran): the code that says what
+ * happened, never the parser's words or a type name.
+ */
+function genericProtocolError(connectCode: string | undefined): { code: string; message: string } {
+  switch (connectCode) {
+    case "resource_exhausted":
+      return { code: connectCode, message: "request too large" };
+    case "deadline_exceeded":
+      return { code: connectCode, message: "deadline exceeded" };
+    case "canceled":
+      return { code: connectCode, message: "call cancelled" };
+    default:
+      return { code: "invalid_argument", message: "malformed request" };
+  }
+}
+
+function errorCodeOf(json: Uint8Array, nested: boolean): string | undefined {
+  try {
+    const parsed = JSON.parse(decoder.decode(json)) as { code?: string; error?: { code?: string } };
+    return nested ? parsed.error?.code : parsed.code;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readAll(body: AsyncIterable<Uint8Array> | undefined): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of body ?? []) parts.push(chunk);
+  return Buffer.concat(parts);
+}
+
+/** Unary Connect error (HTTP status != 200, JSON body {code, message}). */
+async function rewriteUnaryError(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+  const compressed = res.header?.has("content-encoding") ?? false;
+  const err = genericProtocolError(compressed ? undefined : errorCodeOf(await readAll(res.body), false));
+  const body = encoder.encode(JSON.stringify(err));
+  const header = new Headers({ "content-type": "application/json", "content-length": String(body.byteLength) });
+  const status = err.code === "invalid_argument" ? 400 : res.status;
+  return { status, header, body: (async function* () { yield body; })() };
+}
+
+const END_STREAM = 0x02;
+
+/** Streaming Connect response: the end-stream envelope carries the error (one envelope per chunk). */
+async function* rewriteEndStream(body: AsyncIterable<Uint8Array>, values: ContextValues): AsyncIterable<Uint8Array> {
+  for await (const chunk of body) {
+    if (values.get(implEnteredKey) || chunk.length < 5 || (chunk[0]! & END_STREAM) === 0) {
+      yield chunk;
+      continue;
+    }
+    const uncompressed = (chunk[0]! & 0x01) === 0;
+    const err = genericProtocolError(uncompressed ? errorCodeOf(chunk.subarray(5), true) : undefined);
+    const json = encoder.encode(JSON.stringify({ error: err }));
+    const envelope = new Uint8Array(5 + json.byteLength);
+    envelope[0] = END_STREAM;
+    new DataView(envelope.buffer).setUint32(1, json.byteLength);
+    envelope.set(json, 5);
+    yield envelope;
+  }
+}
+
+/** Rewrites connect-node's own answers to an authenticated call whose request it could not read or parse. */
+function guardProtocolErrors(res: UniversalServerResponse, values: ContextValues): UniversalServerResponse | Promise<UniversalServerResponse> {
+  if (values.get(authenticatedKey) === undefined || values.get(implEnteredKey)) return res;
+  const contentType = res.header?.get("content-type") ?? "";
+  if (res.status !== 200 && contentType === "application/json") return rewriteUnaryError(res);
+  if (res.status === 200 && contentType.startsWith("application/connect+") && res.body) {
+    return { ...res, body: rewriteEndStream(res.body, values) };
+  }
+  return res;
+}
+
 /** A Node request handler for http/https/http2 servers. */
 export function createConnectHandler(routes: readonly Route[], report: ErrorReporter, options: ConnectAdapterOptions = {}) {
   const impls = implFor(routes, report);
-  return connectNodeAdapter({
-    routes(router: ConnectRouter) {
-      for (const [service, impl] of impls) router.service(service, impl as ServiceImpl<DescService>);
-    },
+  const router = createConnectRouter({
     connect: true,
     grpc: options.grpc ?? false,
     grpcWeb: false,
+    acceptCompression: [compressionGzip, compressionBrotli],
     // connect-node's default limit is ~4 GiB; keep the gRPC default of 4 MiB.
     readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
     ...(options.shutdownSignal ? { shutdownSignal: options.shutdownSignal } : {}),
-    contextValues: (req) => createContextValues().set(peerKey, peerOf(req)),
+    ...(options.authenticator ? { requestGate: requestGate(routes, options.authenticator) } : {}),
   });
+  for (const [service, impl] of impls) router.service(service, impl as ServiceImpl<DescService>);
+  const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
+
+  return (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
+    const handler = handlers.get(req.url?.split("?", 2)[0] ?? "");
+    if (!handler) {
+      (res as http.ServerResponse).writeHead(404).end();
+      return;
+    }
+    const values = createContextValues().set(peerKey, peerOf(req)).set(rawAuthorizationKey, rawAuthorization(req.rawHeaders));
+    handler(universalRequestFromNodeRequest(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, undefined, values))
+      .then((uRes) => guardProtocolErrors(uRes, values))
+      .then((uRes) => universalResponseToNodeResponse(uRes, res as http2.Http2ServerResponse))
+      .catch(() => {
+        // The response stream broke (peer reset, aborted write): nothing left to answer.
+        res.destroy();
+      });
+  };
 }

@@ -6,11 +6,12 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
-import { DecodeFailure, methodCodec } from "../wire/codec.ts";
+import { createContextValues, type HandlerContext } from "@connectrpc/connect";
+import { decodeRequest, methodCodec } from "../wire/codec.ts";
 import { headersToMetadata, metadataToHeaders } from "../wire/metadata.ts";
 import { grpcStatusFromConnect } from "../wire/status.ts";
 import { peerKey, type PeerInfo, type ServerCall } from "./call.ts";
+import { CallLifetime } from "./call-lifetime.ts";
 import type { Route } from "./routes.ts";
 import type { ErrorReporter } from "./errors.ts";
 import { toConnectError } from "./errors.ts";
@@ -32,9 +33,32 @@ function peerOf(call: AnyServerCall): PeerInfo {
   };
 }
 
-function remainingMs(deadline: grpc.Deadline): number | undefined {
+function deadlineOf(deadline: grpc.Deadline): number | undefined {
   const at = deadline instanceof Date ? deadline.getTime() : deadline;
-  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
+  return Number.isFinite(at) ? at : undefined;
+}
+
+/**
+ * The handler context, built directly rather than with connect-es
+ * createHandlerContext: that one starts a deadline timer and links the
+ * shutdown signal per call, and both live until the deadline unless the
+ * context is aborted, which would abort the handler's signal after every
+ * successful call. grpc-js already times the deadline (see CallLifetime).
+ */
+function handlerContext(route: Route, call: AnyServerCall, lifetime: CallLifetime, peer: PeerInfo): HandlerContext {
+  return {
+    service: route.service,
+    method: route.method,
+    protocolName: "grpc",
+    requestMethod: "POST",
+    url: route.contract.path,
+    signal: lifetime.signal,
+    timeoutMs: () => lifetime.remainingMs(),
+    requestHeader: metadataToHeaders(call.metadata),
+    responseHeader: new Headers(),
+    responseTrailer: new Headers(),
+    values: createContextValues().set(peerKey, peer),
+  };
 }
 
 function prepareCall(
@@ -42,35 +66,24 @@ function prepareCall(
   call: AnyServerCall,
   shutdown: AbortSignal,
   requests?: AsyncIterable<Message>,
-): ServerCall {
-  const abort = new AbortController();
-  (call as grpc.ServerUnaryCall<unknown, unknown>).once("cancelled", () =>
-    abort.abort(new ConnectError("call cancelled by the client", Code.Canceled)),
-  );
+): { sc: ServerCall; lifetime: CallLifetime } {
+  const lifetime = new CallLifetime(deadlineOf(call.getDeadline()), shutdown);
+  // grpc-js emits "cancelled" on every stream close; CallLifetime ignores it once the call has ended.
+  (call as grpc.ServerUnaryCall<unknown, unknown>).once("cancelled", () => lifetime.cancelled());
   const peer = peerOf(call);
-  const timeoutMs = remainingMs(call.getDeadline());
-  const context = createHandlerContext({
-    service: route.service,
-    method: route.method,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    url: route.contract.path,
-    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-    shutdownSignal: shutdown,
-    requestSignal: abort.signal,
-    requestHeader: metadataToHeaders(call.metadata),
-    contextValues: createContextValues().set(peerKey, peer),
-  });
-  return {
+  const sc: ServerCall = {
     service: route.service,
     method: route.method,
     contract: route.contract,
-    request: "request" in call ? (call.request as Message) : undefined,
+    request: undefined,
+    ...("request" in call ? { encodedRequest: call.request as Uint8Array } : {}),
     ...(requests ? { requests } : {}),
-    context,
+    deadline: lifetime.deadline,
+    context: handlerContext(route, call, lifetime, peer),
     peer,
     protocol: "grpc",
   };
+  return { sc, lifetime };
 }
 
 function sendHeaderIfAny(call: AnyServerCall, headers: Headers): void {
@@ -79,25 +92,62 @@ function sendHeaderIfAny(call: AnyServerCall, headers: Headers): void {
   if (any) call.sendMetadata(headersToMetadata(headers));
 }
 
+/** Trailers of the statuses our handlers answered with; any other error status came from grpc-js itself. */
+const ours = new WeakSet<grpc.Metadata>();
+
 function failure(err: unknown, route: Route, report: ErrorReporter): grpc.StatusObject {
-  const ce = toConnectError(err, route, report);
-  return grpcStatusFromConnect(ce) as grpc.StatusObject;
+  const status = grpcStatusFromConnect(toConnectError(err, route, report)) as grpc.StatusObject;
+  ours.add(status.metadata);
+  return status;
 }
+
+/**
+ * grpc-js answers some malformed requests itself, before a handler runs
+ * ("Received no request message for server streaming method <path>" as
+ * UNIMPLEMENTED when the framing is broken, the path echoed for an unknown
+ * method). Its statuses get the framework's treatment: the right code and a
+ * generic message that echoes nothing.
+ */
+type OutgoingStatus = Parameters<grpc.ServerInterceptingCallInterface["sendStatus"]>[0];
+
+function genericStatus(status: OutgoingStatus): OutgoingStatus {
+  const code = status.code;
+  if (code === grpc.status.UNIMPLEMENTED && status.details?.startsWith("Received ")) {
+    return { code: grpc.status.INVALID_ARGUMENT, details: "malformed request" };
+  }
+  const details =
+    code === grpc.status.UNIMPLEMENTED ? "method not implemented"
+    : code === grpc.status.RESOURCE_EXHAUSTED ? "request too large"
+    : code === grpc.status.DEADLINE_EXCEEDED ? "deadline exceeded"
+    : code === grpc.status.CANCELLED ? "call cancelled"
+    : code === grpc.status.UNKNOWN || code === grpc.status.INTERNAL ? "internal error"
+    : "request failed";
+  return { code: code === grpc.status.UNKNOWN ? grpc.status.INTERNAL : code, details };
+}
+
+const statusGuard: grpc.Responder = {
+  sendStatus(status, next) {
+    next(status.code === grpc.status.OK || (status.metadata && ours.has(status.metadata)) ? status : genericStatus(status));
+  },
+};
+
+/** Install on the grpc.Server (option `interceptors`): one shared responder, one small object per call. */
+export const grpcStatusGuard: grpc.ServerInterceptor = (_method, call) => new grpc.ServerInterceptingCall(call, statusGuard);
 
 function unaryHandler(route: Route, shutdown: AbortSignal, report: ErrorReporter): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
-    if (call.request instanceof DecodeFailure) {
-      callback(failure(new ConnectError("request message could not be decoded", Code.InvalidArgument), route, report));
-      return;
-    }
-    const sc = prepareCall(route, call, shutdown);
+    const { sc, lifetime } = prepareCall(route, call, shutdown);
     route.handle(sc).then(
       (result) => {
         if (result.kind !== "unary") throw new Error("stream result for a unary method");
+        lifetime.end();
         sendHeaderIfAny(call, sc.context.responseHeader);
         callback(null, result.message, headersToMetadata(sc.context.responseTrailer));
       },
-    ).catch((err: unknown) => callback(failure(err, route, report)));
+    ).catch((err: unknown) => {
+      lifetime.end();
+      callback(failure(err, route, report));
+    });
   };
 }
 
@@ -119,37 +169,36 @@ function drained(call: StreamingServerCall, signal: AbortSignal): Promise<void> 
   });
 }
 
-async function* decodedRequests(call: grpc.ServerDuplexStream<unknown, unknown>): AsyncIterable<Message> {
-  for await (const m of call) {
-    if (m instanceof DecodeFailure) throw new ConnectError("request message could not be decoded", Code.InvalidArgument);
-    yield m as Message;
-  }
+/** Decoded as the handler pulls them, which is after authentication. */
+async function* decodedRequests(route: Route, call: grpc.ServerDuplexStream<unknown, unknown>): AsyncIterable<Message> {
+  for await (const bytes of call) yield decodeRequest(route.method.input, bytes as Uint8Array);
 }
 
 function streamHandler(route: Route, shutdown: AbortSignal, report: ErrorReporter) {
   return (call: StreamingServerCall) => {
     const bidi = route.method.methodKind === "bidi_streaming";
-    if (!bidi && (call as grpc.ServerWritableStream<unknown, unknown>).request instanceof DecodeFailure) {
-      call.emit("error", failure(new ConnectError("request message could not be decoded", Code.InvalidArgument), route, report));
-      return;
-    }
-    const sc = prepareCall(route, call, shutdown, bidi ? decodedRequests(call as grpc.ServerDuplexStream<unknown, unknown>) : undefined);
+    const { sc, lifetime } = prepareCall(route, call, shutdown, bidi ? decodedRequests(route, call as grpc.ServerDuplexStream<unknown, unknown>) : undefined);
+    const signal = sc.context.signal;
     (async () => {
       const result = await route.handle(sc);
       if (result.kind !== "stream") throw new Error("unary result for a streaming method");
       let headerSent = false;
       for await (const message of result.messages) {
-        if (sc.context.signal.aborted) return;
+        if (signal.aborted) break;
         if (!headerSent) {
           sendHeaderIfAny(call, sc.context.responseHeader);
           headerSent = true;
         }
         // Respect HTTP/2 flow control: wait for drain instead of buffering the whole stream.
-        if (!call.write(message)) await drained(call, sc.context.signal);
+        if (!call.write(message)) await drained(call, signal);
       }
+      // A stream cut short by the deadline or a cancel never ends with OK.
+      if (signal.aborted) throw signal.reason;
+      lifetime.end();
       if (!headerSent) sendHeaderIfAny(call, sc.context.responseHeader);
       call.end(headersToMetadata(sc.context.responseTrailer));
     })().catch((err: unknown) => {
+      lifetime.end();
       if (!call.cancelled) call.emit("error", failure(err, route, report));
     });
   };

@@ -37,7 +37,8 @@ export function createHealth(): HealthService {
 
   function check(req: HealthCheckRequest): CheckResponse {
     const status = statuses.get(req.service);
-    if (status === undefined) throw new ConnectError(`unknown service ${JSON.stringify(req.service)}`, Code.NotFound);
+    // Never echo the request: a 1 MB service name would come back as a 1 MB grpc-message trailer.
+    if (status === undefined) throw new ConnectError("unknown service", Code.NotFound);
     return { status };
   }
 
@@ -63,6 +64,8 @@ export function createHealth(): HealthService {
         // Only the latest status matters, so a burst of changes costs one message.
         await new Promise<void>((resolve) => (wake = resolve));
       }
+      // Ended by the deadline or a cancel: say so (DEADLINE_EXCEEDED / CANCELLED), never end with OK.
+      throw ctx.signal.reason;
     } finally {
       watchers.delete(notify);
       ctx.signal.removeEventListener("abort", notify);

@@ -8,6 +8,7 @@ import { callContextKey } from "../auth/call-context.ts";
 import type { Logger } from "../observability/logger.ts";
 import { REQUEST_ID_HEADER } from "../observability/headers.ts";
 import type { CallResult, ServerCall, ServerInterceptor } from "./call.ts";
+import { authenticatedKey } from "./security-interceptor.ts";
 
 export const ATTEMPT_HEADER = "tt-attempt";
 
@@ -28,7 +29,8 @@ export function loggingInterceptor(logger: Logger, observe?: CallObserver): Serv
       const line = {
         method: call.contract.path,
         protocol: call.protocol,
-        peer: ctx?.caller.workload ?? call.peer?.address,
+        // The verified identity once authentication passed (even if authorization then failed), else ip:port.
+        peer: (ctx ?? call.context.values.get(authenticatedKey))?.caller.workload ?? call.peer?.address,
         tenant: ctx?.tenantId,
         code: codeName(code),
         durationMs: Math.round(durationMs * 1000) / 1000,

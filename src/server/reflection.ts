@@ -67,6 +67,7 @@ export function createReflection(sources: readonly DescFile[] | readonly DescSer
     return { case: "fileDescriptorResponse", value: { fileDescriptorProto: out } };
   }
 
+  // Names the kind only: never echo request content into a message.
   function notFound(what: string): Answer["messageResponse"] {
     return { case: "errorResponse", value: { errorCode: NOT_FOUND, errorMessage: `${what} not found` } };
   }
@@ -80,19 +81,19 @@ export function createReflection(sources: readonly DescFile[] | readonly DescSer
         break;
       case "fileByFilename": {
         const file = index.files.get(r.value);
-        messageResponse = file ? fileAnswer(file) : notFound(`file ${JSON.stringify(r.value)}`);
+        messageResponse = file ? fileAnswer(file) : notFound("file");
         break;
       }
       case "fileContainingSymbol": {
         // Tools sometimes send a leading dot (protobuf's absolute-name syntax).
         const file = index.symbols.get(r.value.replace(/^\./, ""));
-        messageResponse = file ? fileAnswer(file) : notFound(`symbol ${JSON.stringify(r.value)}`);
+        messageResponse = file ? fileAnswer(file) : notFound("symbol");
         break;
       }
       case "fileContainingExtension": {
         const { containingType, extensionNumber } = r.value;
         const file = index.extensions.get(containingType)?.get(extensionNumber);
-        messageResponse = file ? fileAnswer(file) : notFound(`extension ${extensionNumber} of ${JSON.stringify(containingType)}`);
+        messageResponse = file ? fileAnswer(file) : notFound("extension");
         break;
       }
       case "allExtensionNumbersOfType": {
@@ -100,7 +101,7 @@ export function createReflection(sources: readonly DescFile[] | readonly DescSer
         messageResponse =
           numbers || index.messages.has(r.value)
             ? { case: "allExtensionNumbersResponse", value: { baseTypeName: r.value, extensionNumber: [...(numbers?.keys() ?? [])] } }
-            : notFound(`message type ${JSON.stringify(r.value)}`);
+            : notFound("message type");
         break;
       }
       default:

@@ -1,25 +1,33 @@
 /**
  * The server's security chain, always installed first and impossible to turn
- * off: peer certificate -> per-call JWT -> context token -> authorization from
- * the contract -> tenant check; then the verified context is bound for the
- * handler and for the calls it makes. Failures are UNAUTHENTICATED or
+ * off: authentication (peer certificate -> per-call JWT -> context token,
+ * from headers alone, before any body is decoded) -> decoding -> authorization
+ * from the contract -> tenant check; then the verified context is bound for
+ * the handler and for the calls it makes. Failures are UNAUTHENTICATED or
  * PERMISSION_DENIED with a generic message; the reason goes to the log.
  */
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
 import { AuthError, unauthenticated } from "../auth/errors.ts";
 import { authorize } from "../auth/authorize.ts";
 import { createCallTokenVerifier } from "../auth/call-token.ts";
 import { createContextTokenVerifier, type CallContext } from "../auth/context-token.ts";
 import { createContextCache } from "../auth/context-cache.ts";
 import { createReplayCache, type ReplayCache } from "../auth/replay-cache.ts";
-import { AUTHORIZATION_HEADER, CONTEXT_TOKEN_HEADER, callContextKey, type VerifiedCallContext } from "../auth/call-context.ts";
+import {
+  AUTHORIZATION_HEADER,
+  CONTEXT_TOKEN_HEADER,
+  callContextKey,
+  type CallerIdentity,
+  type VerifiedCallContext,
+} from "../auth/call-context.ts";
 import type { MaterialSource } from "../identity/material.ts";
 import type { Logger } from "../observability/logger.ts";
 import { runInCallScope, type CallScope } from "../observability/call-scope.ts";
 import { REQUEST_ID_HEADER, TRACEPARENT_HEADER } from "../observability/headers.ts";
+import { decodeRequest } from "../wire/codec.ts";
 import { createPeerIdentityResolver } from "./peer-identity.ts";
-import type { ServerInterceptor } from "./call.ts";
+import type { PeerInfo, ServerCall, ServerInterceptor } from "./call.ts";
 
 export interface SecurityOptions {
   readonly material: MaterialSource;
@@ -34,7 +42,39 @@ function headerValues(headers: Headers, name: string): string[] | undefined {
   return raw === null ? undefined : raw.split(", ");
 }
 
-export function securityInterceptor(options: SecurityOptions): ServerInterceptor {
+/** What authentication established from headers, path and peer alone (no request body needed). */
+export interface Authenticated {
+  readonly caller: CallerIdentity;
+  readonly contextToken: string | undefined;
+  readonly context: CallContext | undefined;
+}
+
+export interface AuthenticationInput {
+  /** The routed method, "/pkg.Service/Method". */
+  readonly path: string;
+  readonly headers: Headers;
+  readonly peer: PeerInfo | undefined;
+  /**
+   * Every `authorization` value as it arrived, when the transport keeps them
+   * apart (Node's HTTP/1.1 parser keeps only the first in `headers`).
+   */
+  readonly authorization?: readonly string[] | undefined;
+}
+
+/**
+ * Authentication: peer certificate -> call token (single-use jti) -> context
+ * token. Needs no request body, so both adapters run it before a single byte
+ * of the body is decoded. Throws the caller-facing ConnectError; every
+ * rejection is logged with its reason.
+ */
+export interface CallAuthenticator {
+  authenticate(input: AuthenticationInput): Promise<Authenticated>;
+}
+
+/** Set by an adapter that authenticated before reading the body, so the interceptor does not verify twice (a jti is single-use). */
+export const authenticatedKey = createContextKey<Authenticated | undefined>(undefined, { description: "tt-rpc authenticated call" });
+
+export function createCallAuthenticator(options: SecurityOptions): CallAuthenticator {
   const { material, logger } = options;
   const now = options.now ?? Date.now;
   const self = material.current().workload;
@@ -58,46 +98,84 @@ export function securityInterceptor(options: SecurityOptions): ServerInterceptor
     return context;
   }
 
+  return {
+    async authenticate({ path, headers, peer, authorization }) {
+      let caller: CallerIdentity | undefined;
+      try {
+        caller = peers.identify(peer);
+        const contextValues = headerValues(headers, CONTEXT_TOKEN_HEADER);
+        if (contextValues && contextValues.length !== 1) throw unauthenticated(`expected at most one ${CONTEXT_TOKEN_HEADER} value`);
+        const contextToken = contextValues?.[0];
+        await callTokens.verify(authorizationValues(headers, authorization), { peer: caller.spiffeId, method: path, contextToken });
+        return { caller, contextToken, context: await verifyContext(contextToken) };
+      } catch (err) {
+        throw rejection(err, path, peerLabel(peer, caller), logger);
+      }
+    },
+  };
+}
+
+/** Raw values when the transport kept them apart, else the (comma-joined) header. */
+function authorizationValues(headers: Headers, raw: readonly string[] | undefined): string[] | undefined {
+  if (raw === undefined || raw.length <= 1) return headerValues(headers, AUTHORIZATION_HEADER);
+  return raw.flatMap((v) => v.split(", "));
+}
+
+/** "spiffe-id (ip:port)" once the certificate is verified, else "ip:port". */
+function peerLabel(peer: PeerInfo | undefined, caller: CallerIdentity | undefined): string | undefined {
+  return caller ? `${caller.spiffeId} (${peer?.address ?? "?"})` : peer?.address;
+}
+
+/**
+ * The server's security interceptor: authenticate (unless the adapter already
+ * did, before reading the body), then decode the request, then authorize it
+ * against the contract (callers, scopes, tenant key), then bind the verified
+ * context for the handler and for the calls it makes.
+ */
+export function securityInterceptor(authenticator: CallAuthenticator, logger: Logger): ServerInterceptor {
   return (next) => async (call) => {
     const headers = call.context.requestHeader;
-    let verified: VerifiedCallContext;
-    let contextToken: string | undefined;
+    let auth = call.context.values.get(authenticatedKey);
+    if (auth === undefined) {
+      auth = await authenticator.authenticate({ path: call.contract.path, headers, peer: call.peer });
+      // Known from here on, even if authorization fails (the log line names the verified caller).
+      call.context.values.set(authenticatedKey, auth);
+    }
+    // Only now is the body decoded: nothing an unauthenticated caller sends is parsed.
+    const request = call.encodedRequest !== undefined ? decodeRequest(call.method.input, call.encodedRequest) : call.request;
+    const ctx = auth.context;
+    const verified: VerifiedCallContext = {
+      caller: auth.caller,
+      tenantId: ctx?.tenantId,
+      userId: ctx?.userId,
+      scopes: ctx?.scopes ?? [],
+      txn: ctx?.txn,
+    };
     try {
-      const caller = peers.identify(call.peer);
-      const contextValues = headerValues(headers, CONTEXT_TOKEN_HEADER);
-      if (contextValues && contextValues.length !== 1) throw unauthenticated(`expected at most one ${CONTEXT_TOKEN_HEADER} value`);
-      contextToken = contextValues?.[0];
-      await callTokens.verify(headerValues(headers, AUTHORIZATION_HEADER), {
-        peer: caller.spiffeId,
-        method: call.contract.path,
-        contextToken,
-      });
-      const ctx = await verifyContext(contextToken);
-      verified = {
-        caller,
-        tenantId: ctx?.tenantId,
-        userId: ctx?.userId,
-        scopes: ctx?.scopes ?? [],
-        txn: ctx?.txn,
-      };
-      authorize(call.contract, verified, call.request);
+      authorize(call.contract, verified, request);
     } catch (err) {
-      throw rejection(err, call.contract.path, call.peer?.address, logger);
+      throw rejection(err, call.contract.path, peerLabel(call.peer, auth.caller), logger);
     }
     call.context.values.set(callContextKey, verified);
-    const timeoutMs = call.context.timeoutMs();
+    const decoded: ServerCall = request === call.request ? call : { ...call, request, encodedRequest: undefined };
     const scope: CallScope = {
-      contextToken,
-      deadline: timeoutMs === undefined ? undefined : now() + timeoutMs,
+      contextToken: auth.contextToken,
+      deadline: call.deadline ?? absoluteDeadline(call.context.timeoutMs()),
       requestId: headers.get(REQUEST_ID_HEADER) ?? randomUUID(),
       traceparent: headers.get(TRACEPARENT_HEADER) ?? undefined,
       signal: call.context.signal,
+      tenantId: verified.tenantId,
+      userId: verified.userId,
     };
-    const result = await runInCallScope(scope, () => next(call));
+    const result = await runInCallScope(scope, () => next(decoded));
     // A streaming handler's body runs when the adapter pulls messages, outside
     // this scope: pull them inside it, so calls it makes inherit the context too.
     return result.kind === "stream" ? { kind: "stream", messages: inScope(scope, result.messages) } : result;
   };
+}
+
+function absoluteDeadline(timeoutMs: number | undefined): number | undefined {
+  return timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
 }
 
 function inScope<T>(scope: CallScope, messages: AsyncIterable<T>): AsyncIterable<T> {

@@ -13,14 +13,14 @@ import { createLogger, type Logger } from "../observability/logger.ts";
 import type { ServerInterceptor } from "./call.ts";
 import { createConnectHandler } from "./connect-adapter.ts";
 import type { ErrorReporter } from "./errors.ts";
-import { registerGrpcRoutes } from "./grpc-js-adapter.ts";
+import { grpcStatusGuard, registerGrpcRoutes } from "./grpc-js-adapter.ts";
 import { createHealth, type HealthService } from "./health.ts";
 import { listenConnect, listenGrpc, type Listener } from "./listeners.ts";
 import { listenerLimits, type ListenerLimits } from "./limits.ts";
 import { loggingInterceptor, type CallObserver } from "./logging-interceptor.ts";
 import { createReflection } from "./reflection.ts";
 import { buildRoutes, type Route, type ServiceRegistration } from "./routes.ts";
-import { securityInterceptor } from "./security-interceptor.ts";
+import { createCallAuthenticator, securityInterceptor } from "./security-interceptor.ts";
 import { dedupeInterceptor } from "./dedupe.ts";
 import { createMemoryDedupeStore, type DedupeStore } from "../resilience/dedupe-store.ts";
 import { createAdminService } from "./admin.ts";
@@ -76,17 +76,20 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const host: ServiceName = self.workload;
   const logger = (options.logger ?? createLogger()).child({ service: host });
   const shutdown = new AbortController();
-  const report: ErrorReporter = ({ route, error }) =>
-    logger.error({ err: error, method: route.contract.path }, "handler failed with a non-RPC error");
+  const report: ErrorReporter = ({ route, error, downstream }) =>
+    downstream
+      ? logger.warn({ err: error, method: route.contract.path, target: downstream.target }, "handler failed: a call to a dependency failed")
+      : logger.error({ err: error, method: route.contract.path }, "handler failed with a non-RPC error");
 
   const health = createHealth();
   const served = [...options.services, health.registration(host), createAdminService(options.breakers ?? resilienceRegistry()).registration(host)];
   if (options.reflection ?? true) {
     served.push(...createReflection(served.map((s) => s.contract.service)).registrations(host));
   }
+  const authenticator = createCallAuthenticator({ material, logger, ...(options.replayCache ? { replayCache: options.replayCache } : {}) });
   const interceptors: ServerInterceptor[] = [
     loggingInterceptor(logger, options.observe),
-    securityInterceptor({ material, logger, ...(options.replayCache ? { replayCache: options.replayCache } : {}) }),
+    securityInterceptor(authenticator, logger),
     dedupeInterceptor(options.dedupeStore ?? createMemoryDedupeStore(), logger),
     ...(options.interceptors ?? []),
   ];
@@ -104,15 +107,16 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
         "grpc.max_connection_age_grace_ms": 30_000,
         "grpc.max_receive_message_length": 4 * 1024 * 1024,
         "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
+        interceptors: [grpcStatusGuard],
       });
       registerGrpcRoutes(grpcServer, routes, shutdown.signal, report);
       listeners.push(await listenGrpc({ grpcServer, material, host: bind, port: options.port, logger, limits }));
     } else {
-      const handler = createConnectHandler(routes, report, { grpc: true, shutdownSignal: shutdown.signal });
+      const handler = createConnectHandler(routes, report, { grpc: true, authenticator, shutdownSignal: shutdown.signal });
       listeners.push(await listenConnect({ handler, material, host: bind, port: options.port, logger, maxConnectionAgeMs, limits }));
     }
     if (options.connectPort !== undefined) {
-      const handler = createConnectHandler(routes, report, { shutdownSignal: shutdown.signal });
+      const handler = createConnectHandler(routes, report, { authenticator, shutdownSignal: shutdown.signal });
       listeners.push(await listenConnect({ handler, material, host: bind, port: options.connectPort, logger, maxConnectionAgeMs, limits }));
     }
   } catch (err) {

@@ -9,6 +9,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 import { StatusSchema } from "../gen/google/rpc/status_pb.ts";
 import { headersToMetadata, metadataToHeaders } from "./metadata.ts";
+import { markDownstream } from "./downstream.ts";
 
 const DETAILS_KEY = "grpc-status-details-bin";
 
@@ -25,13 +26,15 @@ const TLS_FAILURE = /tt-rpc: (server identity|client certificate)|alert|certific
  * Client side: a grpc-js error becomes a ConnectError with the same code,
  * trailers and details. A connection that failed its mTLS handshake is not a
  * transient outage: it becomes UNAUTHENTICATED (never retried) with the reason.
+ * `target` names the service called, for the server boundary's log.
  */
-export function connectErrorFromGrpc(e: ServiceError | StatusObject): ConnectError {
+export function connectErrorFromGrpc(e: ServiceError | StatusObject, target = "unknown"): ConnectError {
   const trailers = e.metadata ? metadataToHeaders(e.metadata) : new Headers();
   if (e.code === 14 && TLS_FAILURE.test(e.details)) {
-    return new ConnectError(`mTLS handshake failed: ${e.details}`, Code.Unauthenticated, trailers);
+    return markDownstream(new ConnectError(`mTLS handshake failed: ${e.details}`, Code.Unauthenticated, trailers), { target });
   }
-  const err = new ConnectError(e.details, e.code as number as Code, trailers);
+  // Marked as a dependency's answer, so a server boundary never relays it unchanged (src/server/errors.ts).
+  const err = markDownstream(new ConnectError(e.details, e.code as number as Code, trailers), { target });
   const raw = e.metadata?.get(DETAILS_KEY)[0];
   if (raw instanceof Uint8Array) {
     try {

@@ -113,7 +113,7 @@ describe("grpc.health.v1 over mTLS through the framework client", () => {
 });
 
 describe("Watch clean-up", () => {
-  it("a Watch parked waiting for a change ends when its call's signal aborts", async () => {
+  it("a Watch parked waiting for a change ends with the signal's reason (never OK) when its call's signal aborts", async () => {
     const abort = new AbortController();
     const ctx = createHandlerContext({
       service: Health,
@@ -127,9 +127,14 @@ describe("Watch clean-up", () => {
     const iter = impl.watch!(create(Health.method.watch.input, { service: "" }), ctx)[Symbol.asyncIterator]();
     expect((await iter.next()).value).toMatchObject({ status: Status.SERVING });
     const parked = iter.next();
-    abort.abort();
+    const reason = new ConnectError("deadline exceeded", Code.DeadlineExceeded);
+    abort.abort(reason);
+    const ended = parked.then(
+      (r) => ({ ended: "ok", r }),
+      (err: unknown) => ({ ended: "error", err }),
+    );
     const bounded = new Promise<"timeout">((resolve) => setTimeout(resolve, 2_000, "timeout").unref());
-    expect(await Promise.race([parked, bounded])).toMatchObject({ done: true });
+    expect(await Promise.race([ended, bounded])).toEqual({ ended: "error", err: reason });
   });
 });
 

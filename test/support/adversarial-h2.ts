@@ -79,6 +79,8 @@ export function rawGrpcUnary(opts: {
   /** Serialized protobuf request (without the gRPC 5-byte prefix). */
   message: Uint8Array;
   timeoutMs: number;
+  /** "grpc" (default) adds the 5-byte message prefix; "none" sends the bytes as they are (Connect unary). */
+  framing?: "grpc" | "none";
 }): Promise<RawH2Outcome> {
   return new Promise((resolve, reject) => {
     let endedWithTrailers = false;
@@ -110,10 +112,13 @@ export function rawGrpcUnary(opts: {
     socket.on("close", () => finish());
     socket.on("secureConnect", () => {
       if (socket.alpnProtocol !== "h2") return finish(new Error(`ALPN negotiated ${String(socket.alpnProtocol)}, not h2`));
-      const grpcMessage = Buffer.alloc(5 + opts.message.length);
-      grpcMessage.writeUInt8(0, 0);
-      grpcMessage.writeUInt32BE(opts.message.length, 1);
-      Buffer.from(opts.message).copy(grpcMessage, 5);
+      let grpcMessage = Buffer.from(opts.message);
+      if ((opts.framing ?? "grpc") === "grpc") {
+        grpcMessage = Buffer.alloc(5 + opts.message.length);
+        grpcMessage.writeUInt8(0, 0);
+        grpcMessage.writeUInt32BE(opts.message.length, 1);
+        Buffer.from(opts.message).copy(grpcMessage, 5);
+      }
       socket.write(
         Buffer.concat([
           PREFACE,
