@@ -93,7 +93,7 @@ function printHowToCall(io: CliIo, mesh: RunningMesh, certs: string, connect: bo
   }
   const tls = `--cacert ${p.bundleCa} --cert ${ops.cert} --key ${ops.key}`;
   io.out("");
-  io.out("Call it as the operator (each token is single-use and lives 60 s):");
+  io.out("Call it as the operator (each token is single-use and must be used within 15 s):");
   io.out(`  TOKEN=$(npm run -s tt-rpc -- token --certs ${certs} --aud ticket-service --method reflection)`);
   io.out(`  npx buf curl --protocol grpc ${tls} --reflect-header "authorization: Bearer $TOKEN" --list-methods https://127.0.0.1:50004`);
   io.out(`  grpcurl -cacert ${p.bundleCa} -cert ${ops.cert} -key ${ops.key} -H "authorization: Bearer $TOKEN" 127.0.0.1:50004 list`);

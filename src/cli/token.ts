@@ -1,7 +1,8 @@
 /**
  * `tt-rpc token`: prints a call token for grpcurl / buf curl, signed with the
  * given identity's JWT key (normally `ops`). Like every call token it is
- * single-use (jti) and lives 60 s; access is still decided by the contract.
+ * single-use (jti), accepted only within 15 s of minting (exp is 60 s, the freshness
+ * window is shorter); access is still decided by the contract.
  */
 import { parseArgs } from "node:util";
 import { createCallTokenMinter } from "../auth/call-token.ts";

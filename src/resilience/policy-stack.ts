@@ -100,7 +100,7 @@ export class TargetPolicies {
       minCalls: limits.breakerMinCalls,
       clock,
     });
-    this.breaker = circuitBreaker(handleWhen(isInfrastructureFailure), {
+    this.breaker = circuitBreaker(handleWhen((e) => isInfrastructureFailure(e) || cancelledProbes.has(e as object)), {
       breaker: this.window,
       halfOpenAfter: new HalfOpenAfter(limits.breakerHalfOpenAfterMs, clock),
     });
@@ -167,7 +167,7 @@ export class TargetPolicies {
     if (this.breaker.state === CircuitState.HalfOpen) throw this.openError(req);
     let outcome: UnaryResponse | PassedFailure;
     try {
-      outcome = await this.breaker.execute(() => this.bulkhead.execute(() => next(req).catch(passNonInfrastructure(req.signal))));
+      outcome = await this.breaker.execute(() => this.bulkhead.execute(() => next(req).catch(passNonInfrastructure(req.signal, this.breaker))));
     } catch (e) {
       if (e instanceof BrokenCircuitError) throw this.openError(req);
       if (e instanceof BulkheadRejectedError) throw this.bulkheadError(req);
@@ -196,16 +196,23 @@ export class TargetPolicies {
  * the caller's own cancellation is thrown past it uncounted; a call-deadline
  * overrun is counted as the DEADLINE_EXCEEDED it is.
  */
-function passNonInfrastructure(signal: AbortSignal): (e: unknown) => PassedFailure {
+function passNonInfrastructure(signal: AbortSignal, breaker: CircuitBreakerPolicy): (e: unknown) => PassedFailure {
   return (e) => {
     if (signal.aborted) {
       const reason: unknown = signal.reason;
-      throw reason instanceof ConnectError && reason.code === Code.DeadlineExceeded ? reason : e;
+      if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) throw reason;
+      // A cancelled half-open probe proved nothing: cockatiel would count any unhandled error as a
+      // successful probe and close the breaker, so count it as a failed probe (open again, retry later).
+      if (breaker.state === CircuitState.HalfOpen && e instanceof Object) cancelledProbes.add(e);
+      throw e;
     }
     if (isInfrastructureFailure(e)) throw e;
     return new PassedFailure(e);
   };
 }
+
+/** Caller cancellations of a half-open probe: the breaker counts them as a failed probe. */
+const cancelledProbes = new WeakSet<object>();
 
 /** Errors the per-call retry rules said may be retried (read by the shared cockatiel retry policy). */
 const retryDecisions = new WeakSet<object>();
