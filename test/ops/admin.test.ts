@@ -3,7 +3,9 @@
  * `npx buf curl` over mTLS with the ops certificate and call tokens from the
  * tt-rpc CLI, against a real createServer whose breakers come from a small
  * in-test BreakerAdmin (the seam the resilience registry implements). A
- * service identity is refused by the contract (ops only).
+ * service identity is refused by the contract (ops only). A server given no
+ * BreakerAdmin lists the process's resilience registry, which its generated
+ * clients fill.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +17,10 @@ import { createServer, type RpcServer } from "../../src/server/server.ts";
 import { implement } from "../../src/server/routes.ts";
 import { hostFrameworkContract } from "../../src/server/framework-contracts.ts";
 import { closeClient, createServiceClient } from "../../src/client/service-client.ts";
+import { createVenueServiceClient } from "../../src/gen/tickettoken/venue/v1/venue_service_rpc.ts";
+import { BreakerState } from "../../src/gen/tickettoken/rpc/v1/admin_pb.ts";
+import { resilienceRegistry } from "../../src/resilience/registry.ts";
+import { createFaultProxy } from "../support/fault-proxy.ts";
 import type { BreakerAdmin, BreakerSnapshot } from "../../src/resilience/breaker-admin.ts";
 import { run, type ExecResult } from "../support/exec.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
@@ -152,17 +158,35 @@ describe("admin RPC access", () => {
     }
   });
 
-  it("a server without a breaker registry lists none", async () => {
+  it("a server given no breaker registry lists this process's resilience registry, filled by its generated clients", async () => {
+    // A generated client of this process (process-wide registry, no `registry` option) calls a venue-service that refuses.
+    const refusing = await createFaultProxy(1); // never forwards: it refuses every connection
+    await refusing.refuse();
+    const venue = createVenueServiceClient({ identity: await pki.material("event-service"), address: refusing.address, env: {} });
     const bare = await createServer({ identity: await pki.material("event-service"), services: [], port: 0, logger: silentLogger() });
-    const client = createServiceClient(hostFrameworkContract(AdminServiceFrameworkContract, "event-service"), {
+    const admin = createServiceClient(hostFrameworkContract(AdminServiceFrameworkContract, "event-service"), {
       identity: await pki.material("ops"),
       address: `127.0.0.1:${bare.port}`,
     });
     try {
-      expect((await client.listBreakers({})).breakers).toEqual([]);
+      await expect(venue.getVenue({ venueId: "v-1" }, { timeoutMs: 3_000 })).rejects.toSatisfy((e) => ConnectError.from(e).code === Code.Unavailable);
+      const listed = (await admin.listBreakers({})).breakers;
+      const venueBreaker = listed.find((b) => b.target === "venue-service");
+      expect(venueBreaker?.state).toBe(BreakerState.CLOSED);
+      // Every refused attempt was counted as a failure of that target.
+      expect(venueBreaker?.windowFailures).toBeGreaterThanOrEqual(1);
+      expect(venueBreaker?.windowFailures).toBe(venueBreaker?.windowCalls);
+      // Exactly the process registry's targets (the admin client's own, event-service, included).
+      const processWide = resilienceRegistry().list();
+      expect(listed.map((b) => b.target)).toEqual(processWide.map((b) => b.target).sort());
+      expect(listed.map((b) => b.target)).toContain("event-service");
+      // Counts are the registry's own (venue-service is quiet now; event-service's count moves with the admin call itself).
+      const { windowCalls, windowFailures } = processWide.find((b) => b.target === "venue-service")!;
+      expect(venueBreaker).toMatchObject({ windowCalls, windowFailures });
     } finally {
-      closeClient(client);
-      await bare.stop(1_000);
+      closeClient(venue);
+      closeClient(admin);
+      await Promise.all([bare.stop(1_000), refusing.close()]);
     }
   });
 });

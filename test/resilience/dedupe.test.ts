@@ -3,20 +3,25 @@
  * generated clients: a repeated key answers the stored response without
  * running the handler, a reused key with another request is
  * FAILED_PRECONDITION, concurrent duplicates run the handler once, errors are
- * not stored, keys are scoped per caller. Then the in-memory store's TTL and
+ * not stored, keys are scoped per caller; the generated client always sends a
+ * key, so the "no key" rule is checked with a raw grpc-js client. Then the in-memory store's TTL and
  * bounds with an injected clock.
  */
+import * as grpc from "@grpc/grpc-js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTicketServiceClient, TicketServiceContract, type TicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { createPaymentServiceClient, PaymentServiceContract } from "../../src/gen/tickettoken/payment/v1/payment_service_rpc.ts";
 import { PaymentStatus } from "../../src/gen/tickettoken/payment/v1/payment_service_pb.ts";
-import { TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { RecordScanRequestSchema, RecordScanResponseSchema, TicketStatus, type RecordScanRequest } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 import { createServer, type RpcServer } from "../../src/server/server.ts";
 import { implement } from "../../src/server/routes.ts";
 import { closeClient } from "../../src/client/service-client.ts";
 import { silentLogger } from "../../src/observability/logger.ts";
 import { callContext } from "../../src/auth/call-context.ts";
+import { createCallTokenMinter } from "../../src/auth/call-token.ts";
+import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
 import { createMemoryDedupeStore, type DedupeBegin, type DedupeStore } from "../../src/resilience/dedupe-store.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 
@@ -32,6 +37,8 @@ let contextToken: string;
 
 /** Handler invocations per ticket id; each scan answers its running count. */
 const scans = new Map<string, number>();
+/** The idempotency-key header each handler invocation saw, per ticket id. */
+const keysSeen = new Map<string, (string | null)[]>();
 /** Set by a test to hold RecordScan until it opens the gate. */
 let gate: Promise<void> | undefined;
 let failNext: ConnectError | undefined;
@@ -71,9 +78,10 @@ beforeAll(async () => {
     observe: ({ code }) => onFinished?.(code),
     services: [
       implement(TicketServiceContract, {
-        async recordScan(req) {
+        async recordScan(req, ctx) {
           const count = (scans.get(req.ticketId) ?? 0) + 1;
           scans.set(req.ticketId, count);
+          keysSeen.set(req.ticketId, [...(keysSeen.get(req.ticketId) ?? []), ctx.requestHeader.get("idempotency-key")]);
           if (gate) await gate;
           if (failNext) {
             const err = failNext;
@@ -192,16 +200,49 @@ describe("dedupe of keyed calls (generated client, real mTLS)", () => {
     }
   });
 
-  it("a failed call is not stored: a retry with the same key runs the handler again", async () => {
+  it("a failed call is not stored: the generated client's own retry of UNAVAILABLE runs the handler again, same key", async () => {
     failNext = new ConnectError("try again", Code.Unavailable);
-    expect(await codeOf(scanner.recordScan(scan("t-fail"), headers("scan-0300")))).toBe(Code.Unavailable);
-    const retry = await scanner.recordScan(scan("t-fail"), headers("scan-0300"));
-    expect(retry.scanCount).toBe(2);
+    // RecordScan declares a key, so the generated client retries UNAVAILABLE by itself; the failure released the key.
+    const res = await scanner.recordScan(scan("t-fail"), headers("scan-0300"));
+    expect(keysSeen.get("t-fail")).toEqual(["scan-0300", "scan-0300"]);
+    expect(scans.get("t-fail")).toBe(2);
+    // The second attempt's response, not a stored failure.
+    expect(res.scanCount).toBe(2);
+    // And that response is now the stored one.
+    expect((await scanner.recordScan(scan("t-fail"), headers("scan-0300"))).scanCount).toBe(2);
     expect(scans.get("t-fail")).toBe(2);
   });
 
-  it("a keyed method without a key, or with a malformed one, is INVALID_ARGUMENT", async () => {
-    expect(await codeOf(scanner.recordScan(scan("t-nokey"), headers()))).toBe(Code.InvalidArgument);
+  it("a failed call is not stored: after a failure the client does not retry (INTERNAL), the caller's retry with the same key runs the handler again", async () => {
+    failNext = new ConnectError("boom", Code.Internal);
+    expect(await codeOf(scanner.recordScan(scan("t-fail-internal"), headers("scan-0310")))).toBe(Code.Internal);
+    expect(scans.get("t-fail-internal")).toBe(1);
+    const retry = await scanner.recordScan(scan("t-fail-internal"), headers("scan-0310"));
+    expect(retry.scanCount).toBe(2);
+    expect(keysSeen.get("t-fail-internal")).toEqual(["scan-0310", "scan-0310"]);
+  });
+
+  it("the generated client attaches a key of its own when the caller passes none, and dedupe uses it", async () => {
+    const res = await scanner.recordScan(scan("t-autokey"), headers());
+    expect(res.scanCount).toBe(1);
+    const [key] = keysSeen.get("t-autokey")!;
+    expect(key).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    // A fresh call is a fresh key: a new scan, not a replay.
+    expect((await scanner.recordScan(scan("t-autokey"), headers())).scanCount).toBe(2);
+    expect(new Set(keysSeen.get("t-autokey")).size).toBe(2);
+  });
+
+  it("a keyed method without a key (from a foreign client), or with a malformed one, is INVALID_ARGUMENT", async () => {
+    // The generated client always sends a key, so "no key" comes from a client that is not ours (raw grpc-js).
+    const foreign = await foreignScanner();
+    try {
+      expect(await foreign.recordScan(scan("t-nokey"), {})).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: "idempotency-key header required" });
+      // The same foreign call with a key goes through: the missing key was the only fault.
+      expect(await foreign.recordScan(scan("t-foreign"), { "idempotency-key": "scan-0400" })).toEqual({ code: grpc.status.OK, scanCount: 1 });
+    } finally {
+      foreign.close();
+    }
+    // A caller's own key is sent as given, malformed or not.
     expect(await codeOf(scanner.recordScan(scan("t-nokey"), headers("has space")))).toBe(Code.InvalidArgument);
     expect(await codeOf(scanner.recordScan(scan("t-nokey"), headers("x".repeat(129))))).toBe(Code.InvalidArgument);
     expect(scans.get("t-nokey")).toBeUndefined();
@@ -219,6 +260,43 @@ describe("dedupe of keyed calls (generated client, real mTLS)", () => {
     expect(cancels).toEqual(["order-service", "ticket-service"]);
   });
 });
+
+/**
+ * RecordScan from a client that is not the framework's: raw @grpc/grpc-js with
+ * the scanner's certificate, a call token and context token it mints itself,
+ * and exactly the extra metadata given (so no idempotency key unless passed).
+ */
+async function foreignScanner() {
+  const { workload, bundle } = (await pki.material("scanning-service")).current();
+  const audience = workloadSpiffeId("ticket-service", workload.env, bundle.trustDomain);
+  const minter = createCallTokenMinter({ identity: workload.spiffeId, key: workload.jwt.signingKey() });
+  const client = new grpc.Client(
+    `127.0.0.1:${server.port}`,
+    // The server's identity is not under test here (the certificate names a SPIFFE ID, not 127.0.0.1).
+    grpc.credentials.createSsl(Buffer.from(bundle.caPem), Buffer.from(workload.keyPem), Buffer.from(workload.certPem), { checkServerIdentity: () => undefined }),
+  );
+  const path = TicketServiceContract.methods.recordScan.path;
+  return {
+    async recordScan(req: ReturnType<typeof scan>, extra: Record<string, string>): Promise<{ code: grpc.status; details?: string; scanCount?: number }> {
+      const md = new grpc.Metadata();
+      md.set("authorization", `Bearer ${await minter.mint({ audience, method: path, contextToken })}`);
+      md.set("tt-context", contextToken);
+      for (const [k, v] of Object.entries(extra)) md.set(k, v);
+      return new Promise((resolve) => {
+        client.makeUnaryRequest(
+          path,
+          (msg: RecordScanRequest) => Buffer.from(toBinary(RecordScanRequestSchema, msg)),
+          (buf: Buffer) => fromBinary(RecordScanResponseSchema, buf),
+          create(RecordScanRequestSchema, req),
+          md,
+          { deadline: Date.now() + 5_000 },
+          (err, value) => resolve(err ? { code: err.code, details: err.details } : { code: grpc.status.OK, scanCount: value!.scanCount }),
+        );
+      });
+    },
+    close: () => client.close(),
+  };
+}
 
 describe("in-memory dedupe store", () => {
   const bytes = (n: number) => new Uint8Array(n);

@@ -5,8 +5,8 @@
  */
 import { Writable } from "node:stream";
 import { pino } from "pino";
-import { createTicketServiceClient, type TicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { closeClient } from "../../src/client/service-client.ts";
+import { TicketServiceContract, type TicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { closeClient, createServiceClient } from "../../src/client/service-client.ts";
 import { ResilienceRegistry } from "../../src/resilience/registry.ts";
 import type { ResilienceEvent } from "../../src/resilience/events.ts";
 import type { ResilienceOptions } from "../../src/resilience/options.ts";
@@ -28,6 +28,21 @@ export function manualClock(): ManualClock {
   let offset = 0;
   return { now: () => Date.now() + offset, advance: (ms) => void (offset += ms) };
 }
+
+/**
+ * TicketServiceContract as an older or hand-written contract describes it:
+ * transferTicket declares neither IDEMPOTENT nor an idempotency key. Codegen
+ * now refuses such a mutating method, but a client built on an older contract
+ * still meets one, and must never retry it (bar one connection refused before
+ * any byte was sent). Only clients use it; the server keeps the real contract.
+ */
+export const UndeclaredTransferContract: typeof TicketServiceContract = {
+  ...TicketServiceContract,
+  methods: {
+    ...TicketServiceContract.methods,
+    transferTicket: { ...TicketServiceContract.methods.transferTicket, idempotency: "unknown", idempotencyKey: false },
+  },
+};
 
 export interface Harness {
   readonly pki: TestPki;
@@ -78,7 +93,13 @@ export interface TestClient {
 export function testClient(
   h: Harness,
   caller: "payment-service" | "transfer-service",
-  options: { resilience?: ResilienceOptions & { registry?: ResilienceRegistry }; address?: string; env?: NodeJS.ProcessEnv } = {},
+  options: {
+    resilience?: ResilienceOptions & { registry?: ResilienceRegistry };
+    address?: string;
+    env?: NodeJS.ProcessEnv;
+    /** The contract metadata the client is built from (default: the generated one). */
+    contract?: typeof TicketServiceContract;
+  } = {},
 ): TestClient {
   const clock = manualClock();
   const events: ResilienceEvent[] = [];
@@ -90,7 +111,7 @@ export function testClient(
     },
   });
   const registry = options.resilience?.registry ?? new ResilienceRegistry({ clock, logger: pino({ level: "info" }, sink), observe: (e) => events.push(e) });
-  const client = createTicketServiceClient({
+  const client = createServiceClient(options.contract ?? TicketServiceContract, {
     identity: h.callers[caller],
     address: options.address ?? h.proxy.address,
     env: options.env ?? {},

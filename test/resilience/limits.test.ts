@@ -27,7 +27,14 @@ function client(caller: "payment-service" | "transfer-service", options?: Parame
   return c;
 }
 
-// transferTicket is never retried, so one call is one attempt: breaker counts are exact.
+/**
+ * A client for the breaker tests with retries off (TransferTicket declares an
+ * idempotency key, so it would otherwise be retried): one call is one attempt,
+ * so breaker counts are exact. Retries through the breaker are covered in retry.test.ts.
+ */
+const NO_RETRY = { resilience: { retryMaxAttempts: 1 } } as const;
+const breakerClient = () => client("transfer-service", NO_RETRY);
+
 const transfer = (c: TestClient) => timed(() => c.client.transferTicket({ tenantId: TENANT, ticketId: "t-1", toUserId: "u-2" }, h.ctx));
 const fails = (n: number, code = Code.Unavailable) => Array.from({ length: n }, () => ({ fail: code }));
 const breaker = (c: TestClient) => c.registry.list()[0]!;
@@ -41,7 +48,7 @@ async function openBreaker(c: TestClient): Promise<void> {
 
 describe("circuit breaker", () => {
   it("opens at the threshold, then fails fast with UNAVAILABLE naming the target, without the network", async () => {
-    const c = client("transfer-service");
+    const c = breakerClient();
     h.ticket.script("transferTicket", ...fails(5));
     for (let i = 0; i < 4; i++) await transfer(c);
     expect(breaker(c)).toMatchObject({ state: "closed", windowCalls: 4, windowFailures: 4 });
@@ -60,7 +67,7 @@ describe("circuit breaker", () => {
   });
 
   it("failures older than the window do not open it", async () => {
-    const c = client("transfer-service");
+    const c = breakerClient();
     h.ticket.script("transferTicket", ...fails(5));
     for (let i = 0; i < 4; i++) await transfer(c);
     c.clock.advance(11_000);
@@ -69,14 +76,14 @@ describe("circuit breaker", () => {
   });
 
   it("client errors never open it (and count as healthy calls)", async () => {
-    const c = client("transfer-service");
+    const c = breakerClient();
     h.ticket.script("transferTicket", ...fails(4, Code.InvalidArgument), ...fails(4, Code.FailedPrecondition), ...fails(4, Code.NotFound));
     for (let i = 0; i < 12; i++) await transfer(c);
     expect(breaker(c)).toMatchObject({ state: "closed", windowCalls: 12, windowFailures: 0 });
   });
 
   it("half-open after 30 s admits exactly one probe while every other call fails fast; probe success closes", async () => {
-    const c = client("transfer-service");
+    const c = breakerClient();
     await openBreaker(c);
     c.clock.advance(29_000);
     expect(codeOf((await transfer(c)).error)).toBe(Code.Unavailable);
@@ -101,7 +108,7 @@ describe("circuit breaker", () => {
   });
 
   it("probe failure re-opens for another 30 s", async () => {
-    const c = client("transfer-service");
+    const c = breakerClient();
     await openBreaker(c);
     c.clock.advance(30_000);
     h.ticket.script("transferTicket", { fail: Code.Unavailable });
@@ -116,8 +123,8 @@ describe("circuit breaker", () => {
   });
 
   it("is shared by every client of the target", async () => {
-    const first = client("transfer-service");
-    const second = testClient(h, "transfer-service", { resilience: { registry: first.registry } });
+    const first = breakerClient();
+    const second = testClient(h, "transfer-service", { resilience: { ...NO_RETRY.resilience, registry: first.registry } });
     open.push(second);
     await openBreaker(first);
     const r = await transfer(second);
@@ -127,7 +134,7 @@ describe("circuit breaker", () => {
   });
 
   it("reset through the admin interface closes it and clears the window", async () => {
-    const c = client("transfer-service");
+    const c = breakerClient();
     await openBreaker(c);
     expect(c.registry.reset("ticket-service")).toBe(true);
     expect(c.registry.reset("no-such-service")).toBe(false);

@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { downstreamInfo } from "../../src/wire/downstream.ts";
-import { startHarness, testClient, timed, TENANT, type Harness, type TestClient } from "./harness.ts";
+import { startHarness, testClient, timed, TENANT, UndeclaredTransferContract, type Harness, type TestClient } from "./harness.ts";
 import { createTestPki } from "../support/pki.ts";
 import { createFaultProxy } from "../support/fault-proxy.ts";
 import { createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
@@ -38,6 +38,10 @@ function client(caller: "payment-service" | "transfer-service" = "payment-servic
 
 const status = (c: TestClient, opts: { timeoutMs?: number; signal?: AbortSignal } = {}) =>
   c.client.getTicketStatus({ tenantId: TENANT, ticketId: "t-1" }, { ...h.ctx, ...opts });
+
+const transfer = (c: TestClient) => c.client.transferTicket({ tenantId: TENANT, ticketId: "t-1", toUserId: "u-2" }, h.ctx);
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function codeOf(e: unknown): Code | undefined {
   return e instanceof ConnectError ? e.code : undefined;
@@ -116,12 +120,29 @@ describe("retry", () => {
     }
   });
 
+  // Codegen refuses a mutating method that declares neither IDEMPOTENT nor a key (TransferTicket now declares a key),
+  // but a client built on an older or hand-written contract still meets one: UndeclaredTransferContract.
   it("non-idempotent method without key + UNAVAILABLE: 1 attempt", async () => {
+    const c = client("transfer-service", { contract: UndeclaredTransferContract });
+    h.ticket.script("transferTicket", { fail: Code.Unavailable });
+    const r = await timed(() => transfer(c));
+    expect(codeOf(r.error)).toBe(Code.Unavailable);
+    expect((r.error as ConnectError).rawMessage).toBe("scripted Unavailable");
+    expect(h.ticket.count("transferTicket")).toBe(1);
+    // The client still puts a key on a mutating call, but only a key the contract declares makes a retry safe.
+    expect(h.ticket.attempts[0]!.idempotencyKey).toMatch(UUID);
+    expect(c.events.filter((e) => e.type === "retry")).toHaveLength(0);
+  });
+
+  it("the same method declaring an idempotency key (the generated TransferTicket) + UNAVAILABLE: retried with the client's own key", async () => {
     const c = client("transfer-service");
     h.ticket.script("transferTicket", { fail: Code.Unavailable });
-    const r = await timed(() => c.client.transferTicket({ tenantId: TENANT, ticketId: "t-1", toUserId: "u-2" }, h.ctx));
-    expect(codeOf(r.error)).toBe(Code.Unavailable);
-    expect(h.ticket.count("transferTicket")).toBe(1);
+    const res = await transfer(c);
+    expect(res.ticket?.id).toBe("t-1");
+    const keys = h.ticket.attempts.map((a) => a.idempotencyKey);
+    expect(keys).toHaveLength(2);
+    expect(keys[0]).toMatch(UUID);
+    expect(keys[1]).toBe(keys[0]);
   });
 
   it("IDEMPOTENT method + UNAVAILABLE then OK: retried", async () => {
@@ -136,11 +157,14 @@ describe("retry", () => {
     const refusing = await createFaultProxy(h.ticket.port);
     await refusing.refuse();
     try {
-      const c = client("transfer-service", { address: refusing.address });
-      const r = await timed(() => c.client.transferTicket({ tenantId: TENANT, ticketId: "t-1", toUserId: "u-2" }, h.ctx));
+      // A method declaring neither IDEMPOTENT nor a key (see UndeclaredTransferContract): only "never sent" makes it retryable.
+      const c = client("transfer-service", { address: refusing.address, contract: UndeclaredTransferContract });
+      const r = await timed(() => transfer(c));
       expect(codeOf(r.error)).toBe(Code.Unavailable);
       expect((r.error as ConnectError).rawMessage).toMatch(/ECONNREFUSED/);
       expect(c.events.filter((e) => e.type === "retry")).toHaveLength(1);
+      // Both attempts reached the breaker (refused connections are counted), the third was never made.
+      expect(c.registry.list()[0]).toMatchObject({ windowCalls: 2, windowFailures: 2 });
       expect(h.ticket.count("transferTicket")).toBe(0);
       expect(refusing.accepted).toBe(0);
     } finally {

@@ -7,8 +7,9 @@
  * Methods used, one per retry-safety kind:
  *   getTicketStatus        NO_SIDE_EFFECTS
  *   cancelTicketsBatch     IDEMPOTENT
- *   transferTicket         unknown, no key (not retry-safe)
- *   handlePaymentSucceeded unknown, idempotency key declared (deduplicated here by key)
+ *   transferTicket         unknown, idempotency key declared (test/resilience/harness.ts
+ *                          has a client-side variant declaring neither: not retry-safe)
+ *   handlePaymentSucceeded unknown, idempotency key declared (its effect also counted here per key)
  */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
