@@ -22,6 +22,8 @@ import { injectWithStreamGuard } from "../../src/server/grpc-internals.ts";
 import type { MaterialSource } from "../../src/identity/material.ts";
 import { pkiPaths } from "../../src/identity/pki.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
+import { createCallTokenMinter } from "../../src/auth/call-token.ts";
+import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
 import { rawGrpcUnary, rawOpenStreams } from "../support/adversarial-h2.ts";
 
 const logLines: string[] = [];
@@ -334,9 +336,20 @@ describe("HTTP/2 bounds on both ports", () => {
     }
   });
 
-  it("Connect port: a stream whose body never finishes is reset after the idle timeout", async () => {
+  it("Connect port: an authenticated stream whose body never finishes is reset after the idle timeout", async () => {
+    // Authenticated, so connect-node goes on to read the body and would wait for it forever.
+    const w = payment.current().workload;
+    const ctx = await pki.contextToken({ tenantId: "x", userId: "u-1" });
+    const token = await createCallTokenMinter({ identity: w.spiffeId, key: w.jwt.current }).mint({
+      audience: workloadSpiffeId("ticket-service"),
+      method: PATH,
+      contextToken: ctx,
+    });
     const session = await connect(server.connectPort!);
-    const req = session.request({ ":method": "POST", ":path": PATH, "content-type": "application/json" }, { endStream: false });
+    const req = session.request(
+      { ":method": "POST", ":path": PATH, "content-type": "application/json", authorization: `Bearer ${token}`, "tt-context": ctx },
+      { endStream: false },
+    );
     req.on("error", () => {});
     req.write('{"ticketId":');
     const started = Date.now();
@@ -345,4 +358,19 @@ describe("HTTP/2 bounds on both ports", () => {
     // Generous bound: the point is that it ends at all (it used to be held indefinitely).
     expect(Date.now() - started).toBeLessThan(5000);
   });
+
+  it("Connect port: an unauthenticated stream whose body never finishes is answered at once and released", async () => {
+    // Authentication needs only the headers, so the server refuses before reading the body and ends the stream.
+    const session = await connect(server.connectPort!);
+    const req = session.request({ ":method": "POST", ":path": PATH, "content-type": "application/json" }, { endStream: false });
+    req.on("error", () => {});
+    req.write('{"ticketId":');
+    const started = Date.now();
+    const status = await new Promise<number | undefined>((r) => req.on("response", (h) => r(h[":status"])));
+    req.resume();
+    const code = await new Promise<number>((r) => req.on("close", () => r(req.rstCode)));
+    expect({ status, code }).toEqual({ status: 401, code: http2.constants.NGHTTP2_NO_ERROR });
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
 });
