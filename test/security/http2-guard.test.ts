@@ -241,11 +241,36 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
     expect(logSince(mark)).toMatch(/authorization/);
   });
 
+  // Below any interceptor, grpc-js would answer these itself, echoing the value: `Invalid grpc-timeout value "..."`
+  // (INTERNAL) and `Received message compressed with unsupported encoding "..."` (UNIMPLEMENTED).
+  it("malformed grpc-timeout and unsupported grpc-encoding values are never echoed", async () => {
+    const session = await connect(server.port);
+    for (const t of ["abc", "5 S", "x".repeat(1000)]) {
+      const a = await request(session, grpcHeaders({ "grpc-timeout": t }));
+      expect({ t: t.slice(0, 10), ...a }).toMatchObject({ t: t.slice(0, 10), status: 200, grpcStatus: "13", grpcMessage: "malformed grpc-timeout" });
+    }
+    const compressed = Buffer.from(BODY);
+    compressed[0] = 1; // the message says it is compressed with the request's grpc-encoding
+    const before = handled;
+    for (const encoding of ["x".repeat(1000), "br", "snappy", "zstd"]) {
+      const a = await request(session, grpcHeaders({ "grpc-encoding": encoding }), compressed);
+      expect({ encoding: encoding.slice(0, 10), ...a }).toMatchObject({
+        encoding: encoding.slice(0, 10),
+        status: 200,
+        grpcStatus: "12",
+        grpcMessage: "unsupported message encoding",
+      });
+    }
+    expect(handled).toBe(before);
+  });
+
   it("checkGrpcRequest admits a valid request and refuses each defect (unit)", () => {
     const ok = { ":method": "POST", ":path": PATH, "content-type": "application/grpc", "grpc-timeout": "99999999n" };
     expect(checkGrpcRequest({ ...ok }, [":method", "POST", "content-type", "application/grpc", "x-bin-bin", "\u00ff"])).toBeUndefined();
     expect(checkGrpcRequest({ ...ok, ":method": "GET" }, [])?.response[":status"]).toBe(405);
     expect(checkGrpcRequest({ ...ok, "grpc-timeout": "1H " }, [])?.response["grpc-status"]).toBe("13");
+    for (const encoding of ["identity", "gzip", "deflate"]) expect(checkGrpcRequest({ ...ok, "grpc-encoding": encoding }, [])).toBeUndefined();
+    expect(checkGrpcRequest({ ...ok, "grpc-encoding": "br" }, [])?.response).toMatchObject({ "grpc-status": "12", "grpc-accept-encoding": "identity,deflate,gzip" });
     const headers: Record<string, string> = { ...ok };
     expect(checkGrpcRequest(headers, ["authorization", "a", "authorization", "b"])).toBeUndefined();
     expect(headers.authorization).toBe("a, b");
