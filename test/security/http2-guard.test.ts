@@ -252,7 +252,8 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
     const compressed = Buffer.from(BODY);
     compressed[0] = 1; // the message says it is compressed with the request's grpc-encoding
     const before = handled;
-    for (const encoding of ["x".repeat(1000), "br", "snappy", "zstd"]) {
+    // gzip/deflate too: grpc-js would decompress before authentication, and answer a corrupt one with INTERNAL.
+    for (const encoding of ["x".repeat(1000), "br", "snappy", "gzip", "deflate"]) {
       const a = await request(session, grpcHeaders({ "grpc-encoding": encoding }), compressed);
       expect({ encoding: encoding.slice(0, 10), ...a }).toMatchObject({
         encoding: encoding.slice(0, 10),
@@ -269,8 +270,10 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
     expect(checkGrpcRequest({ ...ok }, [":method", "POST", "content-type", "application/grpc", "x-bin-bin", "\u00ff"])).toBeUndefined();
     expect(checkGrpcRequest({ ...ok, ":method": "GET" }, [])?.response[":status"]).toBe(405);
     expect(checkGrpcRequest({ ...ok, "grpc-timeout": "1H " }, [])?.response["grpc-status"]).toBe("13");
-    for (const encoding of ["identity", "gzip", "deflate"]) expect(checkGrpcRequest({ ...ok, "grpc-encoding": encoding }, [])).toBeUndefined();
-    expect(checkGrpcRequest({ ...ok, "grpc-encoding": "br" }, [])?.response).toMatchObject({ "grpc-status": "12", "grpc-accept-encoding": "identity,deflate,gzip" });
+    expect(checkGrpcRequest({ ...ok, "grpc-encoding": "identity" }, [])).toBeUndefined();
+    for (const encoding of ["gzip", "deflate", "br"]) {
+      expect(checkGrpcRequest({ ...ok, "grpc-encoding": encoding }, [])?.response).toMatchObject({ "grpc-status": "12", "grpc-accept-encoding": "identity" });
+    }
     const headers: Record<string, string> = { ...ok };
     expect(checkGrpcRequest(headers, ["authorization", "a", "authorization", "b"])).toBeUndefined();
     expect(headers.authorization).toBe("a, b");
