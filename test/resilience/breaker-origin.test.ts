@@ -28,9 +28,9 @@ afterAll(async () => {
   await h?.stop();
 });
 
-// One attempt per call (transferTicket is never retried), so breaker counts are exact.
+// One attempt per call (no retries), so breaker counts are exact.
 function client(address?: string): TestClient {
-  const c = testClient(h, "transfer-service", address ? { address } : {});
+  const c = testClient(h, "transfer-service", { resilience: { retryMaxAttempts: 1 }, ...(address ? { address } : {}) });
   open.push(c);
   return c;
 }
