@@ -22,7 +22,7 @@ import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
 import { methodCodec } from "../wire/codec.ts";
 import { headersToMetadata, metadataToHeaders } from "../wire/metadata.ts";
 import { connectErrorFromGrpc, isServiceError } from "../wire/status.ts";
-import { downstreamInfo, markDownstream } from "../wire/downstream.ts";
+import { downstreamInfo, markDownstream, markServerAnswer } from "../wire/downstream.ts";
 
 /**
  * Per-attempt deadline (epoch ms) set by interceptors. connect-es fixes the
@@ -48,6 +48,29 @@ export interface GrpcJsTransport extends Transport {
 
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
+/**
+ * INTERNAL and UNKNOWN statuses grpc-js makes up itself when no server status
+ * arrived (grpc-js 1.14: subchannel-call.js, load-balancing-call.js,
+ * client-interceptors.js, compression-filter.js, control-plane-status.js):
+ * a stream reset without trailers (the status then carries `rstCode`),
+ * trailers without grpc-status, a non-200 HTTP answer, a response it could not
+ * parse, a stream it could not start. grpc-js passes a received status on with
+ * no origin flag, so these fixed wordings are the only way to tell;
+ * test/resilience/classify.test.ts provokes the real ones over sockets.
+ */
+const GRPC_JS_LOCAL_STATUS =
+  /^(?:Received RST_STREAM|Received HTTP status code|No status information received|Response message parsing error|Request message serialization failure|Failed to start HTTP\/2 stream|"authorization" metadata cannot|Getting metadata from plugin failed|Write error|Failed to decompress|Failed to write message|Invalid status from control plane|Compression method not supported)/;
+
+/**
+ * The target's server itself answered INTERNAL/UNKNOWN (its grpc-status
+ * trailer said so): a decision of a live server, which must not count as an
+ * outage (src/resilience/classify.ts). Other codes are not marked.
+ */
+export function answeredByServer(e: grpc.ServiceError): boolean {
+  if (e.code !== grpc.status.INTERNAL && e.code !== grpc.status.UNKNOWN) return false;
+  return !("rstCode" in e) && !GRPC_JS_LOCAL_STATUS.test(e.details);
+}
+
 export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTransport {
   const client = new grpc.Client(options.address, options.credentials, {
     "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
@@ -61,7 +84,10 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
   const target = options.target ?? options.address;
   const toConnectError = (e: unknown): ConnectError => {
     if (e instanceof ConnectError) return downstreamInfo(e) ? e : markDownstream(e, { target });
-    if (isServiceError(e)) return connectErrorFromGrpc(e, target);
+    if (isServiceError(e)) {
+      const err = connectErrorFromGrpc(e, target);
+      return answeredByServer(e) ? markServerAnswer(err) : err;
+    }
     return markDownstream(ConnectError.from(e, Code.Internal), { target });
   };
 

@@ -5,6 +5,7 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RetryInfoSchema } from "../gen/google/rpc/error_details_pb.ts";
+import { isServerAnswer } from "../wire/downstream.ts";
 
 export const PUSHBACK_HEADER = "grpc-retry-pushback-ms";
 
@@ -51,17 +52,22 @@ const TRANSPORT_EXHAUSTED = /Bandwidth exhausted|memory limit exceeded/;
 
 /**
  * Counts against the target's breaker: the target (or the way to it) is
- * unwell. Client errors, the caller's cancellation and our own rejections never count.
+ * unwell. Client errors, the caller's cancellation and our own rejections never count,
+ * nor an INTERNAL/UNKNOWN the target's server sent as its status (e.g. its boundary
+ * mapping a dependency's refusal to INTERNAL): a live server decided that. Only
+ * INTERNAL/UNKNOWN with no status from the server (reset stream, missing
+ * grpc-status, unparsable answer: marked by the transport) count.
  */
 export function isInfrastructureFailure(err: unknown): boolean {
   if (!(err instanceof ConnectError) || localRejections.has(err)) return false;
   switch (err.code) {
     case Code.Unavailable:
     case Code.DeadlineExceeded:
-    case Code.Internal:
-    case Code.Unknown:
     case Code.DataLoss:
       return true;
+    case Code.Internal:
+    case Code.Unknown:
+      return !isServerAnswer(err);
     case Code.ResourceExhausted:
       return TRANSPORT_EXHAUSTED.test(err.rawMessage);
     default:

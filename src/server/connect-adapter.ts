@@ -39,6 +39,7 @@ import { CallLifetime } from "./call-lifetime.ts";
 import type { Route } from "./routes.ts";
 import { toConnectError, type ErrorReporter } from "./errors.ts";
 import { authenticatedKey, type CallAuthenticator } from "./security-interceptor.ts";
+import type { RejectedCallLogger } from "./logging-interceptor.ts";
 
 export interface ConnectAdapterOptions {
   /** Serve the gRPC protocol too (off by default: grpc-js serves gRPC). */
@@ -51,6 +52,8 @@ export interface ConnectAdapterOptions {
    * parsed the body (benchmarks only).
    */
   readonly authenticator?: CallAuthenticator;
+  /** Logs and observes a call the authenticator refused (it never reaches the interceptor chain's logging). */
+  readonly onRejected?: RejectedCallLogger;
 }
 
 /** Every `authorization` value as sent: Node's HTTP/1.1 parser keeps only the first in `headers`. */
@@ -141,18 +144,38 @@ function implFor(routes: readonly Route[], report: ErrorReporter): Map<DescServi
   return impls;
 }
 
-function requestGate(routes: readonly Route[], authenticator: CallAuthenticator) {
-  const paths = new Map<DescMethod, string>(routes.map((r) => [r.method, r.contract.path]));
+function requestGate(routes: readonly Route[], authenticator: CallAuthenticator, onRejected: RejectedCallLogger | undefined) {
+  const byMethod = new Map<DescMethod, Route>(routes.map((r) => [r.method, r]));
   return async (ctx: HandlerContext): Promise<void> => {
-    const path = paths.get(ctx.method);
-    if (path === undefined) throw new ConnectError("unauthenticated", Code.Unauthenticated);
-    const auth = await authenticator.authenticate({
-      path,
-      headers: ctx.requestHeader,
-      peer: ctx.values.get(peerKey),
-      authorization: ctx.values.get(rawAuthorizationKey),
-    });
-    ctx.values.set(authenticatedKey, auth);
+    const route = byMethod.get(ctx.method);
+    if (route === undefined) throw new ConnectError("unauthenticated", Code.Unauthenticated);
+    const start = performance.now();
+    const peer = ctx.values.get(peerKey);
+    try {
+      const auth = await authenticator.authenticate({
+        path: route.contract.path,
+        headers: ctx.requestHeader,
+        peer,
+        authorization: ctx.values.get(rawAuthorizationKey),
+      });
+      ctx.values.set(authenticatedKey, auth);
+    } catch (err) {
+      if (onRejected) {
+        const timeoutMs = ctx.timeoutMs();
+        const call: ServerCall = {
+          service: route.service,
+          method: route.method,
+          contract: route.contract,
+          request: undefined,
+          deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
+          context: ctx,
+          peer,
+          protocol: ctx.protocolName,
+        };
+        onRejected(call, start, err);
+      }
+      throw err;
+    }
   };
 }
 
@@ -244,7 +267,7 @@ export function createConnectHandler(routes: readonly Route[], report: ErrorRepo
     // connect-node's default limit is ~4 GiB; keep the gRPC default of 4 MiB.
     readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
     ...(options.shutdownSignal ? { shutdownSignal: options.shutdownSignal } : {}),
-    ...(options.authenticator ? { requestGate: requestGate(routes, options.authenticator) } : {}),
+    ...(options.authenticator ? { requestGate: requestGate(routes, options.authenticator, options.onRejected) } : {}),
   });
   for (const [service, impl] of impls) router.service(service, impl as ServiceImpl<DescService>);
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));

@@ -12,6 +12,13 @@
  * - `grpc-timeout` not 1-8 ASCII digits and one of H M S m u n -> INTERNAL:
  *   a malformed protocol header is a broken transport invariant, not a bad
  *   request argument (grpc-go answers it the same way);
+ * - `grpc-encoding` other than identity -> UNIMPLEMENTED with
+ *   `grpc-accept-encoding: identity`, as the spec says for an unsupported
+ *   compression. grpc-js would decompress (gzip, deflate) before our
+ *   authentication runs, i.e. decode for anyone, and it answers an unknown
+ *   encoding or a corrupt compressed message itself, from below every
+ *   interceptor, with INTERNAL or with the value echoed. Our clients never
+ *   compress requests;
  * - a metadata value that is not printable ASCII (non `-bin` keys): in
  *   `authorization` or `tt-context` -> UNAUTHENTICATED (a credential we will
  *   not read), elsewhere -> INTERNAL. The log names the header, never the value.
@@ -44,12 +51,18 @@ const trailersOnly = (code: number, message: string): http2.OutgoingHttpHeaders 
   "grpc-status": String(code),
   "grpc-message": message,
 });
+const UNIMPLEMENTED = 12;
 const INTERNAL = 13;
 const UNAUTHENTICATED = 16;
 
 const METHOD_NOT_ALLOWED: Refusal = { response: { ":status": 405, allow: "POST" }, reason: "method is not POST" };
 const UNSUPPORTED_MEDIA_TYPE: Refusal = { response: { ":status": 415 }, reason: "content-type is not application/grpc[+proto]" };
 const BAD_TIMEOUT: Refusal = { response: trailersOnly(INTERNAL, "malformed grpc-timeout"), reason: "malformed grpc-timeout" };
+const ACCEPTED_ENCODINGS = "identity";
+const BAD_ENCODING: Refusal = {
+  response: { ...trailersOnly(UNIMPLEMENTED, "unsupported message encoding"), "grpc-accept-encoding": ACCEPTED_ENCODINGS },
+  reason: "unsupported grpc-encoding",
+};
 const CREDENTIAL_HEADERS = new Set(["authorization", "tt-context"]);
 const badCredential = new Map(
   [...CREDENTIAL_HEADERS].map((h) => [h, { response: trailersOnly(UNAUTHENTICATED, "unauthenticated"), reason: `${h} value is not printable ASCII` }]),
@@ -70,6 +83,8 @@ export function checkGrpcRequest(headers: http2.IncomingHttpHeaders, rawHeaders:
   if (contentType === undefined || !GRPC_CONTENT_TYPE.test(contentType)) return UNSUPPORTED_MEDIA_TYPE;
   const timeout = headers["grpc-timeout"];
   if (timeout !== undefined && (typeof timeout !== "string" || !GRPC_TIMEOUT.test(timeout))) return BAD_TIMEOUT;
+  const encoding = headers["grpc-encoding"];
+  if (encoding !== undefined && encoding !== "identity") return BAD_ENCODING;
   let authorizations: string[] | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;

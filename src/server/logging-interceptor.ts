@@ -19,28 +19,42 @@ export function codeName(code: Code | 0): string {
 
 export type CallObserver = (info: { call: ServerCall; code: Code | 0; durationMs: number }) => void;
 
+/** Writes the call's one "rpc" line and tells `observe`; `start` is performance.now() when the call began. */
+function finishCall(logger: Logger, observe: CallObserver | undefined, call: ServerCall, start: number, code: Code | 0, err?: unknown): void {
+  const durationMs = performance.now() - start;
+  observe?.({ call, code, durationMs });
+  const ctx = call.context.values.get(callContextKey);
+  const line = {
+    method: call.contract.path,
+    protocol: call.protocol,
+    // The verified identity once authentication passed (even if authorization then failed), else ip:port.
+    peer: (ctx ?? call.context.values.get(authenticatedKey))?.caller.workload ?? call.peer?.address,
+    tenant: ctx?.tenantId,
+    code: codeName(code),
+    durationMs: Math.round(durationMs * 1000) / 1000,
+    requestId: call.context.requestHeader.get(REQUEST_ID_HEADER) ?? undefined,
+    attempt: Number(call.context.requestHeader.get(ATTEMPT_HEADER) ?? 1),
+    ...(err && code !== 0 ? { error: (err as ConnectError).rawMessage ?? String(err) } : {}),
+  };
+  if (code === 0) logger.info(line, "rpc");
+  else logger.warn(line, "rpc");
+}
+
+export type RejectedCallLogger = (call: ServerCall, start: number, err: unknown) => void;
+
+/**
+ * The same line and observe event for a call refused before the chain runs
+ * (the Connect port authenticates ahead of connect-node reading the body), so
+ * both ports report every rejected call alike.
+ */
+export function rejectedCallLogger(logger: Logger, observe?: CallObserver): RejectedCallLogger {
+  return (call, start, err) => finishCall(logger, observe, call, start, err instanceof ConnectError ? err.code : Code.Internal, err);
+}
+
 export function loggingInterceptor(logger: Logger, observe?: CallObserver): ServerInterceptor {
   return (next) => async (call) => {
     const start = performance.now();
-    const finish = (code: Code | 0, err?: unknown) => {
-      const durationMs = performance.now() - start;
-      observe?.({ call, code, durationMs });
-      const ctx = call.context.values.get(callContextKey);
-      const line = {
-        method: call.contract.path,
-        protocol: call.protocol,
-        // The verified identity once authentication passed (even if authorization then failed), else ip:port.
-        peer: (ctx ?? call.context.values.get(authenticatedKey))?.caller.workload ?? call.peer?.address,
-        tenant: ctx?.tenantId,
-        code: codeName(code),
-        durationMs: Math.round(durationMs * 1000) / 1000,
-        requestId: call.context.requestHeader.get(REQUEST_ID_HEADER) ?? undefined,
-        attempt: Number(call.context.requestHeader.get(ATTEMPT_HEADER) ?? 1),
-        ...(err && code !== 0 ? { error: (err as ConnectError).rawMessage ?? String(err) } : {}),
-      };
-      if (code === 0) logger.info(line, "rpc");
-      else logger.warn(line, "rpc");
-    };
+    const finish = (code: Code | 0, err?: unknown) => finishCall(logger, observe, call, start, code, err);
     let result: CallResult;
     try {
       result = await next(call);

@@ -17,7 +17,7 @@ import { grpcStatusGuard, registerGrpcRoutes } from "./grpc-js-adapter.ts";
 import { createHealth, type HealthService } from "./health.ts";
 import { listenConnect, listenGrpc, type Listener } from "./listeners.ts";
 import { listenerLimits, type ListenerLimits } from "./limits.ts";
-import { loggingInterceptor, type CallObserver } from "./logging-interceptor.ts";
+import { loggingInterceptor, rejectedCallLogger, type CallObserver } from "./logging-interceptor.ts";
 import { createReflection } from "./reflection.ts";
 import { buildRoutes, type Route, type ServiceRegistration } from "./routes.ts";
 import { createCallAuthenticator, securityInterceptor } from "./security-interceptor.ts";
@@ -94,6 +94,8 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     ...(options.interceptors ?? []),
   ];
   const routes = buildRoutes(served, interceptors);
+  // The Connect port refuses unauthenticated calls before the chain (and its logging) runs: same rpc line, same observe event.
+  const onRejected = rejectedCallLogger(logger, options.observe);
   const bind = options.host ?? "127.0.0.1";
   const maxConnectionAgeMs = options.maxConnectionAgeMs ?? 60 * 60 * 1000;
   const limits = listenerLimits(options.limits);
@@ -112,11 +114,11 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       registerGrpcRoutes(grpcServer, routes, shutdown.signal, report);
       listeners.push(await listenGrpc({ grpcServer, material, host: bind, port: options.port, logger, limits }));
     } else {
-      const handler = createConnectHandler(routes, report, { grpc: true, authenticator, shutdownSignal: shutdown.signal });
+      const handler = createConnectHandler(routes, report, { grpc: true, authenticator, onRejected, shutdownSignal: shutdown.signal });
       listeners.push(await listenConnect({ handler, material, host: bind, port: options.port, logger, maxConnectionAgeMs, limits }));
     }
     if (options.connectPort !== undefined) {
-      const handler = createConnectHandler(routes, report, { authenticator, shutdownSignal: shutdown.signal });
+      const handler = createConnectHandler(routes, report, { authenticator, onRejected, shutdownSignal: shutdown.signal });
       listeners.push(await listenConnect({ handler, material, host: bind, port: options.connectPort, logger, maxConnectionAgeMs, limits }));
     }
   } catch (err) {

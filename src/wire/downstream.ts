@@ -26,3 +26,20 @@ export function markDownstream(err: ConnectError, info: DownstreamInfo): Connect
 export function downstreamInfo(err: ConnectError): DownstreamInfo | undefined {
   return marks.get(err);
 }
+
+const serverAnswers = new WeakSet<ConnectError>();
+
+/**
+ * Records that `err`'s INTERNAL/UNKNOWN status arrived in the target's own
+ * grpc-status trailer (a deliberate answer), not one grpc-js made up locally
+ * for a reset stream, a missing status or an unparsable response.
+ */
+export function markServerAnswer(err: ConnectError): ConnectError {
+  serverAnswers.add(err);
+  return err;
+}
+
+/** True when markServerAnswer recorded that the server itself sent this status. */
+export function isServerAnswer(err: ConnectError): boolean {
+  return serverAnswers.has(err);
+}

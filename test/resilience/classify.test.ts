@@ -7,6 +7,9 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RetryInfoSchema } from "../../src/gen/google/rpc/error_details_pb.ts";
+import * as grpc from "@grpc/grpc-js";
+import { answeredByServer } from "../../src/client/grpc-js-transport.ts";
+import { markServerAnswer } from "../../src/wire/downstream.ts";
 import { isAvailabilityFailure, isInfrastructureFailure, localRejection, neverSent, pushbackMs } from "../../src/resilience/classify.ts";
 
 const withHeader = (value: string) => new ConnectError("x", Code.Unavailable, { "grpc-retry-pushback-ms": value });
@@ -37,6 +40,9 @@ describe("classification", () => {
     for (const code of [Code.Unavailable, Code.DeadlineExceeded, Code.Internal, Code.Unknown, Code.DataLoss]) {
       expect(isInfrastructureFailure(new ConnectError("x", code))).toBe(true);
     }
+    // INTERNAL/UNKNOWN the target's server sent as its status: a live server's decision.
+    expect(isInfrastructureFailure(markServerAnswer(new ConnectError("internal error", Code.Internal)))).toBe(false);
+    expect(isInfrastructureFailure(markServerAnswer(new ConnectError("boom", Code.Unknown)))).toBe(false);
     for (const code of [Code.InvalidArgument, Code.PermissionDenied, Code.Unauthenticated, Code.Canceled, Code.NotFound, Code.ResourceExhausted]) {
       expect(isInfrastructureFailure(new ConnectError("x", code))).toBe(false);
     }
@@ -51,5 +57,38 @@ describe("classification", () => {
     expect(isAvailabilityFailure(localRejection(new ConnectError("x", Code.ResourceExhausted), "bulkhead_full"))).toBe(true);
     expect(isAvailabilityFailure(new ConnectError("x", Code.ResourceExhausted))).toBe(false);
     expect(isAvailabilityFailure(new ConnectError("x", Code.PermissionDenied))).toBe(false);
+  });
+});
+
+/** A grpc-js ServiceError as grpc-js builds it (call.js callErrorFromStatus: the status's fields on an Error). */
+function serviceError(code: grpc.status, details: string, extra: Record<string, unknown> = {}): grpc.ServiceError {
+  return Object.assign(new Error(`${code} ${grpc.status[code]}: ${details}`), { code, details, metadata: new grpc.Metadata(), ...extra });
+}
+
+describe("where an INTERNAL/UNKNOWN status came from (transport)", () => {
+  it("a status the server sent is its answer", () => {
+    expect(answeredByServer(serviceError(grpc.status.INTERNAL, "internal error"))).toBe(true);
+    expect(answeredByServer(serviceError(grpc.status.UNKNOWN, "handler threw"))).toBe(true);
+    expect(answeredByServer(serviceError(grpc.status.INTERNAL, ""))).toBe(true);
+  });
+
+  it("a status grpc-js made up without one from the server is not", () => {
+    const local: [grpc.status, string, Record<string, unknown>?][] = [
+      [grpc.status.INTERNAL, "Received RST_STREAM with code 2 (Internal server error)", { rstCode: 2 }],
+      [grpc.status.INTERNAL, "Received RST_STREAM with code 0 (Call ended without gRPC status)", { rstCode: 0 }],
+      [grpc.status.INTERNAL, "any wording at all", { rstCode: 1 }],
+      [grpc.status.UNKNOWN, "No status information received"],
+      [grpc.status.UNKNOWN, "Received HTTP status code 200"],
+      [grpc.status.INTERNAL, "Received HTTP status code 400"],
+      [grpc.status.INTERNAL, "Response message parsing error: premature EOF"],
+      [grpc.status.INTERNAL, "Failed to start HTTP/2 stream with error Session closed"],
+      [grpc.status.INTERNAL, "Failed to decompress gzip-encoded message"],
+    ];
+    for (const [code, details, extra] of local) expect(answeredByServer(serviceError(code, details, extra)), details).toBe(false);
+  });
+
+  it("marks only INTERNAL and UNKNOWN", () => {
+    expect(answeredByServer(serviceError(grpc.status.UNAVAILABLE, "down"))).toBe(false);
+    expect(answeredByServer(serviceError(grpc.status.PERMISSION_DENIED, "no"))).toBe(false);
   });
 });

@@ -31,6 +31,7 @@ import { MAX_STATUS_MESSAGE } from "../../src/server/errors.ts";
 import { implement } from "../../src/server/routes.ts";
 import { createServer, type RpcServer } from "../../src/server/server.ts";
 import { markDownstream } from "../../src/wire/downstream.ts";
+import { ResilienceRegistry } from "../../src/resilience/registry.ts";
 import { connectH2 } from "../support/connect-raw.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 
@@ -55,6 +56,22 @@ let ticket: RpcServer;
 let orders: OrderServiceClient;
 let caller: ReturnType<typeof createTicketServiceClient>;
 let ctxToken: string;
+/** Calls each handler saw, by order id: how many attempts each client made. */
+const ticketCalls = new Map<string, number>();
+const orderCalls = new Map<string, number>();
+const count = (m: Map<string, number>, id: string) => m.set(id, (m.get(id) ?? 0) + 1);
+
+/**
+ * Both clients here exist to observe every mapped failure, one after another,
+ * and this file provokes those failures on purpose: with the default limits
+ * their breakers would open after a few of them (UNAVAILABLE and
+ * DEADLINE_EXCEEDED count) and later cases would see "circuit breaker open"
+ * instead of the mapping under test. So each gets its own registry (not the
+ * process one) with a breaker that cannot open and a retry budget that never
+ * runs dry, making the attempt counts below exact. The breaker case itself is
+ * simulated by the handler.
+ */
+const observingLimits = () => ({ registry: new ResilienceRegistry({ logger }), breakerMinCalls: 1_000_000, retryBudgetMinRetries: 1000 });
 
 /** The dependency fails with the code named by the order id, carrying trailers, details and an internal message. */
 const DOWNSTREAM: Record<string, Code> = {
@@ -78,6 +95,7 @@ beforeAll(async () => {
     services: [
       implement(OrderServiceContract, {
         getOrder: (req) => {
+          count(orderCalls, req.orderId);
           const code = DOWNSTREAM[req.orderId];
           if (code === undefined) return { order: { id: req.orderId, tenantId: req.tenantId } };
           const err = new ConnectError(SECRET_TEXT, code, { [SECRET_TRAILER]: "shard=7" });
@@ -87,7 +105,11 @@ beforeAll(async () => {
       }),
     ],
   });
-  orders = createOrderServiceClient({ identity: await pki.material("ticket-service"), address: `127.0.0.1:${order.port}` });
+  orders = createOrderServiceClient({
+    identity: await pki.material("ticket-service"),
+    address: `127.0.0.1:${order.port}`,
+    resilience: observingLimits(),
+  });
   ticket = await createServer({
     identity: await pki.material("ticket-service"),
     port: 0,
@@ -96,6 +118,7 @@ beforeAll(async () => {
     services: [
       implement(TicketServiceContract, {
         async countOrderTickets(req) {
+          count(ticketCalls, req.orderId);
           if (req.orderId === "breaker-open") {
             // What the client-side breaker throws (src/resilience): fail fast, marked "do not retry".
             throw markDownstream(new ConnectError("circuit open for order-service", Code.Unavailable), { target: "order-service", noRetry: true });
@@ -116,7 +139,11 @@ beforeAll(async () => {
       }),
     ],
   });
-  caller = createTicketServiceClient({ identity: await pki.material("order-service"), address: `127.0.0.1:${ticket.port}` });
+  caller = createTicketServiceClient({
+    identity: await pki.material("order-service"),
+    address: `127.0.0.1:${ticket.port}`,
+    resilience: observingLimits(),
+  });
   ctxToken = await pki.contextToken({ tenantId: TENANT, userId: "u-1" });
 });
 
@@ -142,17 +169,19 @@ function expectNothingRelayed(err: ConnectError): void {
 }
 
 describe("a dependency's failure at the server boundary (gRPC port)", () => {
+  // Attempts: the caller and the middle service both retry UNAVAILABLE and DEADLINE_EXCEEDED for these
+  // read methods (3 attempts each, so 3 x 3 calls reach order-service); the other codes are never retried.
   it.each([
-    ["o-permission", Code.Internal, "internal error"],
-    ["o-unauthenticated", Code.Internal, "internal error"],
-    ["o-invalid", Code.Internal, "internal error"],
-    ["o-internal", Code.Internal, "internal error"],
-    ["o-notfound", Code.Internal, "internal error"],
-    ["o-precondition", Code.Internal, "internal error"],
-    ["o-unavailable", Code.Unavailable, "a dependency is unavailable"],
-    ["o-deadline", Code.DeadlineExceeded, "deadline exceeded"],
-    ["o-exhausted", Code.ResourceExhausted, "a dependency is overloaded"],
-  ] as const)("downstream %s -> %s, generic, nothing relayed, original logged", async (orderId, code, message) => {
+    ["o-permission", Code.Internal, "internal error", 1, 1],
+    ["o-unauthenticated", Code.Internal, "internal error", 1, 1],
+    ["o-invalid", Code.Internal, "internal error", 1, 1],
+    ["o-internal", Code.Internal, "internal error", 1, 1],
+    ["o-notfound", Code.Internal, "internal error", 1, 1],
+    ["o-precondition", Code.Internal, "internal error", 1, 1],
+    ["o-unavailable", Code.Unavailable, "a dependency is unavailable", 3, 9],
+    ["o-deadline", Code.DeadlineExceeded, "deadline exceeded", 3, 9],
+    ["o-exhausted", Code.ResourceExhausted, "a dependency is overloaded", 1, 1],
+  ] as const)("downstream %s -> %s, generic, nothing relayed, original logged", async (orderId, code, message, callerAttempts, orderAttempts) => {
     const mark = logLines.length;
     const err = await failure(orderId);
     expect({ code: Code[err.code], message: err.rawMessage }).toEqual({ code: Code[code], message });
@@ -161,12 +190,14 @@ describe("a dependency's failure at the server boundary (gRPC port)", () => {
     const logged = logLines.slice(mark).map((l) => JSON.parse(l) as { msg: string; err?: { message?: string } });
     const line = logged.find((l) => l.msg === "handler failed: a call to a dependency failed");
     expect(line?.err?.message, "the original failure is logged").toContain("order-db-7 refused");
+    expect({ caller: ticketCalls.get(orderId), order: orderCalls.get(orderId) }).toEqual({ caller: callerAttempts, order: orderAttempts });
   });
 
   it("a dependency's open breaker becomes UNAVAILABLE with pushback -1 (do not retry)", async () => {
     const err = await failure("breaker-open");
     expect({ code: Code[err.code], message: err.rawMessage }).toEqual({ code: "Unavailable", message: "a dependency is unavailable" });
     expect(err.metadata.get("grpc-retry-pushback-ms")).toBe("-1");
+    expect(ticketCalls.get("breaker-open"), "pushback -1: the caller did not retry").toBe(1);
   });
 
   it("a handler that re-throws an error of its own is answered with it", async () => {

@@ -37,7 +37,7 @@ const PATHS = [
 const GET_STATUS = TicketServiceContract.methods.getTicketStatus.path;
 /** Messages a caller may see: generic, from src/server (never parser output or type names). */
 const GENERIC =
-  /^(unauthenticated|permission denied|malformed request message|malformed request|request too large|internal error|method not implemented|deadline exceeded|Deadline exceeded|call cancelled|request failed)$/;
+  /^(unauthenticated|permission denied|malformed request message|malformed request|request too large|internal error|method not implemented|deadline exceeded|Deadline exceeded|call cancelled|request failed|malformed grpc-timeout|unsupported message encoding)$/;
 
 /** mulberry32: small, fast, seeded. */
 function prng(seed: number) {
@@ -207,22 +207,31 @@ function randomBody(r: ReturnType<typeof prng>): Buffer {
 }
 
 const HEADER_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-";
-function randomHeaders(r: ReturnType<typeof prng>, kind: Kind): Record<string, string> {
+/**
+ * Random metadata, and on the gRPC port the protocol answer the request guard
+ * (src/server/http2-guard.ts) gives before anything else when a generated
+ * grpc-timeout or grpc-encoding is malformed or unsupported.
+ */
+function randomHeaders(r: ReturnType<typeof prng>, kind: Kind): { headers: Record<string, string>; refusal?: Code } {
   const out: Record<string, string> = {};
+  let refusal: Code | undefined;
   for (let i = r.int(4); i > 0; i--) {
     let name = "x-";
     for (let j = 1 + r.int(12); j > 0; j--) name += r.pick([...HEADER_CHARS]);
     out[name] = r.bytes(r.int(40)).toString("base64");
   }
-  // Malformed grpc-timeout / grpc-encoding on the gRPC port are answered by grpc-js itself before any
-  // hook of ours (INTERNAL / UNIMPLEMENTED echoing the value): only valid ones there until the
-  // listener's stream hook (src/server/listeners.ts) screens them; any value on the Connect port.
-  if (r.chance(0.2)) out["grpc-timeout"] = kind === "grpc" ? r.pick(["1S", "99999999H", "5m", "300000m"]) : r.pick(["1S", "99999999H", "abc", "-1m", "5m"]);
+  if (r.chance(0.2)) {
+    out["grpc-timeout"] = r.pick(["1S", "99999999H", "5m", "300000m", "abc", "-1m", "99999999999S", "5 S", "1.5S", "x".repeat(1 + r.int(1000))]);
+    if (kind === "grpc" && !/^\d{1,8}[HMSmun]$/.test(out["grpc-timeout"])) refusal = Code.Internal;
+  }
   if (r.chance(0.2)) out["connect-timeout-ms"] = r.pick(["1000", "abc", "-5", "99999999999999"]);
   if (r.chance(0.2)) out["tt-context"] = r.pick(["", "a.b.c", ctxToken.slice(0, 40)]);
   if (r.chance(0.1)) out["content-encoding"] = r.pick(["gzip", "br", "zstd"]);
-  if (r.chance(0.1)) out["grpc-encoding"] = kind === "grpc" ? "identity" : r.pick(["gzip", "snappy"]);
-  return out;
+  if (r.chance(0.1)) {
+    out["grpc-encoding"] = r.pick(["identity", "gzip", "deflate", "snappy", "br", "x".repeat(1 + r.int(1000))]);
+    if (kind === "grpc" && refusal === undefined && out["grpc-encoding"] !== "identity") refusal = Code.Unimplemented;
+  }
+  return refusal === undefined ? { headers: out } : { headers: out, refusal };
 }
 
 async function fuzzPort(kind: Kind, seed: number, count: number): Promise<string[]> {
@@ -238,7 +247,8 @@ async function fuzzPort(kind: Kind, seed: number, count: number): Promise<string
         const json = kind === "connect" && r.chance(0.3);
         const body = randomBody(r);
         const fuzzId = `${seed}-${n}`;
-        const headers: http2.OutgoingHttpHeaders = { ":method": "POST", ":path": path, ...randomHeaders(r, kind), "x-fuzz-id": fuzzId };
+        const generated = randomHeaders(r, kind);
+        const headers: http2.OutgoingHttpHeaders = { ":method": "POST", ":path": path, ...generated.headers, "x-fuzz-id": fuzzId };
         if (kind === "grpc") Object.assign(headers, { "content-type": "application/grpc", te: "trailers" });
         else headers["content-type"] = json ? "application/json" : "application/proto";
         if (authenticated) {
@@ -257,6 +267,14 @@ async function fuzzPort(kind: Kind, seed: number, count: number): Promise<string
         }
         const label = `seed ${seed} #${n} ${kind} ${path} auth=${authenticated} -> code ${a.code} http ${a.httpStatus} "${a.message.slice(0, 80)}"`;
         if (a.code === -1) problems.push(`${label}: no status`);
+        if (generated.refusal !== undefined) {
+          // A malformed grpc-timeout (INTERNAL, per the gRPC HTTP/2 protocol) or any grpc-encoding but identity
+          // (UNIMPLEMENTED) is refused by the guard before authentication or any decoding, generically.
+          if (a.code !== generated.refusal) problems.push(`${label}: expected the guard's ${Code[generated.refusal]}`);
+          if (!GENERIC.test(a.message)) problems.push(`${label}: non-generic message`);
+          if (handled.has(fuzzId)) problems.push(`${label}: a handler ran for a refused request`);
+          return;
+        }
         if (a.code === Code.Internal || a.code === Code.Unknown || a.httpStatus === 500) problems.push(`${label}: INTERNAL/500 for fuzzed input`);
         if (a.code !== 0 && !GENERIC.test(a.message)) problems.push(`${label}: non-generic message`);
         // Broken gRPC framing never yields a message to authenticate: grpc-js refuses it first (INVALID_ARGUMENT, via our status guard).

@@ -22,6 +22,8 @@ import { injectWithStreamGuard } from "../../src/server/grpc-internals.ts";
 import type { MaterialSource } from "../../src/identity/material.ts";
 import { pkiPaths } from "../../src/identity/pki.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
+import { createCallTokenMinter } from "../../src/auth/call-token.ts";
+import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
 import { rawGrpcUnary, rawOpenStreams } from "../support/adversarial-h2.ts";
 
 const logLines: string[] = [];
@@ -239,11 +241,39 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
     expect(logSince(mark)).toMatch(/authorization/);
   });
 
+  // Below any interceptor, grpc-js would answer these itself, echoing the value: `Invalid grpc-timeout value "..."`
+  // (INTERNAL) and `Received message compressed with unsupported encoding "..."` (UNIMPLEMENTED).
+  it("malformed grpc-timeout and unsupported grpc-encoding values are never echoed", async () => {
+    const session = await connect(server.port);
+    for (const t of ["abc", "5 S", "x".repeat(1000)]) {
+      const a = await request(session, grpcHeaders({ "grpc-timeout": t }));
+      expect({ t: t.slice(0, 10), ...a }).toMatchObject({ t: t.slice(0, 10), status: 200, grpcStatus: "13", grpcMessage: "malformed grpc-timeout" });
+    }
+    const compressed = Buffer.from(BODY);
+    compressed[0] = 1; // the message says it is compressed with the request's grpc-encoding
+    const before = handled;
+    // gzip/deflate too: grpc-js would decompress before authentication, and answer a corrupt one with INTERNAL.
+    for (const encoding of ["x".repeat(1000), "br", "snappy", "gzip", "deflate"]) {
+      const a = await request(session, grpcHeaders({ "grpc-encoding": encoding }), compressed);
+      expect({ encoding: encoding.slice(0, 10), ...a }).toMatchObject({
+        encoding: encoding.slice(0, 10),
+        status: 200,
+        grpcStatus: "12",
+        grpcMessage: "unsupported message encoding",
+      });
+    }
+    expect(handled).toBe(before);
+  });
+
   it("checkGrpcRequest admits a valid request and refuses each defect (unit)", () => {
     const ok = { ":method": "POST", ":path": PATH, "content-type": "application/grpc", "grpc-timeout": "99999999n" };
     expect(checkGrpcRequest({ ...ok }, [":method", "POST", "content-type", "application/grpc", "x-bin-bin", "\u00ff"])).toBeUndefined();
     expect(checkGrpcRequest({ ...ok, ":method": "GET" }, [])?.response[":status"]).toBe(405);
     expect(checkGrpcRequest({ ...ok, "grpc-timeout": "1H " }, [])?.response["grpc-status"]).toBe("13");
+    expect(checkGrpcRequest({ ...ok, "grpc-encoding": "identity" }, [])).toBeUndefined();
+    for (const encoding of ["gzip", "deflate", "br"]) {
+      expect(checkGrpcRequest({ ...ok, "grpc-encoding": encoding }, [])?.response).toMatchObject({ "grpc-status": "12", "grpc-accept-encoding": "identity" });
+    }
     const headers: Record<string, string> = { ...ok };
     expect(checkGrpcRequest(headers, ["authorization", "a", "authorization", "b"])).toBeUndefined();
     expect(headers.authorization).toBe("a, b");
@@ -334,9 +364,20 @@ describe("HTTP/2 bounds on both ports", () => {
     }
   });
 
-  it("Connect port: a stream whose body never finishes is reset after the idle timeout", async () => {
+  it("Connect port: an authenticated stream whose body never finishes is reset after the idle timeout", async () => {
+    // Authenticated, so connect-node goes on to read the body and would wait for it forever.
+    const w = payment.current().workload;
+    const ctx = await pki.contextToken({ tenantId: "x", userId: "u-1" });
+    const token = await createCallTokenMinter({ identity: w.spiffeId, key: w.jwt.current }).mint({
+      audience: workloadSpiffeId("ticket-service"),
+      method: PATH,
+      contextToken: ctx,
+    });
     const session = await connect(server.connectPort!);
-    const req = session.request({ ":method": "POST", ":path": PATH, "content-type": "application/json" }, { endStream: false });
+    const req = session.request(
+      { ":method": "POST", ":path": PATH, "content-type": "application/json", authorization: `Bearer ${token}`, "tt-context": ctx },
+      { endStream: false },
+    );
     req.on("error", () => {});
     req.write('{"ticketId":');
     const started = Date.now();
@@ -345,4 +386,19 @@ describe("HTTP/2 bounds on both ports", () => {
     // Generous bound: the point is that it ends at all (it used to be held indefinitely).
     expect(Date.now() - started).toBeLessThan(5000);
   });
+
+  it("Connect port: an unauthenticated stream whose body never finishes is answered at once and released", async () => {
+    // Authentication needs only the headers, so the server refuses before reading the body and ends the stream.
+    const session = await connect(server.connectPort!);
+    const req = session.request({ ":method": "POST", ":path": PATH, "content-type": "application/json" }, { endStream: false });
+    req.on("error", () => {});
+    req.write('{"ticketId":');
+    const started = Date.now();
+    const status = await new Promise<number | undefined>((r) => req.on("response", (h) => r(h[":status"])));
+    req.resume();
+    const code = await new Promise<number>((r) => req.on("close", () => r(req.rstCode)));
+    expect({ status, code }).toEqual({ status: 401, code: http2.constants.NGHTTP2_NO_ERROR });
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
 });
