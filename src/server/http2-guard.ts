@@ -23,12 +23,12 @@
  *   `authorization` or `tt-context` -> UNAUTHENTICATED (a credential we will
  *   not read), elsewhere -> INTERNAL. The log names the header, never the value.
  *
- * Not checked here: the compressed flag of a message without `grpc-encoding`.
- * It is the first byte of each length-prefixed message inside DATA, which
- * grpc-js reads from the stream itself; checking it in front would mean a
- * second message decoder on every call's hot path or patching grpc-js's
- * decoder. grpc-js treats such a message as uncompressed, so its bytes are
- * parsed (and rejected or accepted) exactly as if the flag were 0.
+ * And in the body: a message whose compressed flag is set although the
+ * request declares no compression (only identity is admitted above) ->
+ * INTERNAL, as the spec says; grpc-js would silently treat it as
+ * uncompressed. The check reads only each message's 5-byte prefix (the body
+ * bytes are skipped by length), and listens before grpc-js does, so it
+ * answers and closes the stream before grpc-js has decoded the message.
  *
  * Also restored here: Node keeps only the first of several `authorization`
  * fields; every value is put back, comma-joined, so the security interceptor
@@ -62,6 +62,10 @@ const ACCEPTED_ENCODINGS = "identity";
 const BAD_ENCODING: Refusal = {
   response: { ...trailersOnly(UNIMPLEMENTED, "unsupported message encoding"), "grpc-accept-encoding": ACCEPTED_ENCODINGS },
   reason: "unsupported grpc-encoding",
+};
+const COMPRESSED_WITHOUT_ENCODING: Refusal = {
+  response: trailersOnly(INTERNAL, "compressed message without grpc-encoding"),
+  reason: "compressed flag set without grpc-encoding",
 };
 const CREDENTIAL_HEADERS = new Set(["authorization", "tt-context"]);
 const badCredential = new Map(
@@ -97,6 +101,45 @@ export function checkGrpcRequest(headers: http2.IncomingHttpHeaders, rawHeaders:
   return undefined;
 }
 
+/**
+ * Follows the gRPC length-prefixed framing of a request body across DATA
+ * chunks, looking only at each message's prefix: calls `onCompressed` (once,
+ * then stops) when a message has its compressed flag set.
+ */
+export function compressedFlagWatcher(onCompressed: () => void): (chunk: Buffer) => void {
+  let prefixPos = 0; // 0: next byte is a flag; 1-4: length bytes
+  let length = 0;
+  let bodyLeft = 0;
+  let done = false;
+  return (chunk) => {
+    let i = 0;
+    while (i < chunk.length && !done) {
+      if (bodyLeft > 0) {
+        const n = Math.min(bodyLeft, chunk.length - i);
+        bodyLeft -= n;
+        i += n;
+        continue;
+      }
+      const byte = chunk[i++]!;
+      if (prefixPos === 0) {
+        if (byte !== 0) {
+          done = true;
+          onCompressed();
+          return;
+        }
+        prefixPos = 1;
+        length = 0;
+      } else {
+        length = length * 256 + byte;
+        if (++prefixPos === 5) {
+          prefixPos = 0;
+          bodyLeft = length;
+        }
+      }
+    }
+  };
+}
+
 type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
 
 function ignore(): void {}
@@ -116,10 +159,19 @@ function refuse(stream: http2.ServerHttp2Stream, refusal: Refusal): void {
 export function guardGrpcStreams(server: http2.Http2Server, next: StreamListener, logger: Logger): void {
   const warn = throttledWarn(logger, "gRPC request refused before grpc-js");
   server.on("stream", function (this: http2.Http2Server, stream, headers, flags, rawHeaders: string[]) {
+    const peer = () => `${stream.session?.socket?.remoteAddress}:${stream.session?.socket?.remotePort}`;
     const refusal = checkGrpcRequest(headers, rawHeaders);
-    if (refusal === undefined) return next.call(this, stream, headers, flags, rawHeaders);
+    if (refusal === undefined) {
+      // Registered before grpc-js's own 'data' listener, so it sees every chunk first.
+      const watch = compressedFlagWatcher(() => {
+        stream.off("data", watch);
+        refuse(stream, COMPRESSED_WITHOUT_ENCODING);
+        warn({ peer: peer(), reason: COMPRESSED_WITHOUT_ENCODING.reason });
+      });
+      stream.on("data", watch);
+      return next.call(this, stream, headers, flags, rawHeaders);
+    }
     refuse(stream, refusal);
-    const socket = stream.session?.socket;
-    warn({ peer: `${socket?.remoteAddress}:${socket?.remotePort}`, reason: refusal.reason });
+    warn({ peer: peer(), reason: refusal.reason });
   });
 }

@@ -17,7 +17,7 @@ import { GetTicketStatusRequestSchema, TicketStatus } from "../../src/gen/ticket
 import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { createServer, type RpcServer } from "../../src/server/server.ts";
 import { implement } from "../../src/server/routes.ts";
-import { checkGrpcRequest } from "../../src/server/http2-guard.ts";
+import { checkGrpcRequest, compressedFlagWatcher } from "../../src/server/http2-guard.ts";
 import { injectWithStreamGuard } from "../../src/server/grpc-internals.ts";
 import type { MaterialSource } from "../../src/identity/material.ts";
 import { pkiPaths } from "../../src/identity/pki.ts";
@@ -178,6 +178,61 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
       expect({ t, ...a }).toMatchObject({ t, status: 200, grpcStatus: "13", grpcMessage: "malformed grpc-timeout" });
     }
     expect(handled).toBe(before);
+  });
+
+  it("a message with the compressed flag but no grpc-encoding -> INTERNAL before grpc-js decodes it; handler never runs", async () => {
+    const w = payment.current().workload;
+    const minter = createCallTokenMinter({ identity: w.spiffeId, key: w.jwt.current });
+    const session = await connect(server.port);
+    const before = handled;
+    const mark = logLines.length;
+    const compressed = Buffer.from(BODY);
+    compressed[0] = 1;
+    // Fully valid calls (token, context for the request's tenant): only the flag differs from one the handler serves.
+    const ctx = await pki.contextToken({ tenantId: "x", userId: "u-1" });
+    const valid = async (extra: http2.OutgoingHttpHeaders = {}) => {
+      const token = await minter.mint({ audience: workloadSpiffeId("ticket-service"), method: PATH, contextToken: ctx });
+      return grpcHeaders({ authorization: `Bearer ${token}`, "tt-context": ctx, ...extra });
+    };
+    for (const encoding of [undefined, "identity"]) {
+      const a = await request(session, await valid(encoding ? { "grpc-encoding": encoding } : {}), compressed);
+      expect({ encoding, ...a }).toMatchObject({ encoding, status: 200, grpcStatus: "13", grpcMessage: "compressed message without grpc-encoding" });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    expect(handled).toBe(before);
+    // Control: the same call with the flag clear is served.
+    const ok = await request(session, await valid());
+    expect(ok).toMatchObject({ status: 200, grpcStatus: "0" });
+    expect(handled).toBe(before + 1);
+    expect(logSince(mark)).toMatch(/"reason":"compressed flag set without grpc-encoding"/);
+  });
+
+  it("the compressed-flag watcher follows message framing across chunk boundaries", () => {
+    const framed = (flag: number, body: Buffer) => {
+      const f = Buffer.alloc(5 + body.length);
+      f[0] = flag;
+      f.writeUInt32BE(body.length, 1);
+      body.copy(f, 5);
+      return f;
+    };
+    // Body bytes equal to 1 must not be mistaken for a flag; an empty message is a bare prefix.
+    const stream = Buffer.concat([framed(0, Buffer.alloc(300, 1)), framed(0, Buffer.alloc(0)), framed(0, Buffer.from([1, 1])), framed(1, Buffer.from([0]))]);
+    for (const size of [1, 2, 3, 5, 7, 64, stream.length]) {
+      let hits = 0;
+      const watch = compressedFlagWatcher(() => hits++);
+      const flagAt = stream.length - 6;
+      let seenAt = -1;
+      for (let i = 0; i < stream.length; i += size) {
+        watch(stream.subarray(i, i + size));
+        if (hits === 1 && seenAt < 0) seenAt = i;
+      }
+      expect({ size, hits }).toEqual({ size, hits: 1 });
+      expect(seenAt).toBe(Math.floor(flagAt / size) * size);
+    }
+    let clean = 0;
+    const watch = compressedFlagWatcher(() => clean++);
+    watch(stream.subarray(0, stream.length - 6));
+    expect(clean).toBe(0);
   });
 
   it("a refused request whose body never finishes still gets its answer and the stream is closed, not held", async () => {
