@@ -9,9 +9,11 @@
  * - `content-type` other than `application/grpc` or `application/grpc+proto`
  *   (optionally with `;` parameters) -> HTTP 415, as the spec says, so no
  *   non-gRPC client mistakes a gRPC error (HTTP 200) for success;
- * - `grpc-timeout` not 1-8 ASCII digits and one of H M S m u n -> INTERNAL:
- *   a malformed protocol header is a broken transport invariant, not a bad
- *   request argument (grpc-go answers it the same way);
+ * - `grpc-timeout` not 1-8 ASCII digits and one of H M S m u n ->
+ *   INVALID_ARGUMENT. (grpc-go answers INTERNAL, but to a caller INTERNAL says
+ *   "the server is broken", and a client-side breaker may count it: malformed
+ *   input is the caller's fault, so every refusal of malformed input here is
+ *   INVALID_ARGUMENT, like the framing errors grpc-js reports after us);
  * - `grpc-encoding` other than identity -> UNIMPLEMENTED with
  *   `grpc-accept-encoding: identity`, as the spec says for an unsupported
  *   compression. grpc-js would decompress (gzip, deflate) before our
@@ -21,11 +23,11 @@
  *   compress requests;
  * - a metadata value that is not printable ASCII (non `-bin` keys): in
  *   `authorization` or `tt-context` -> UNAUTHENTICATED (a credential we will
- *   not read), elsewhere -> INTERNAL. The log names the header, never the value.
+ *   not read), elsewhere -> INVALID_ARGUMENT. The log names the header, never the value.
  *
  * And in the body: a message whose compressed flag is set although the
  * request declares no compression (only identity is admitted above) ->
- * INTERNAL, as the spec says; grpc-js would silently treat it as
+ * INVALID_ARGUMENT (the spec says INTERNAL; see above); grpc-js would silently treat it as
  * uncompressed. The check reads only each message's 5-byte prefix (the body
  * bytes are skipped by length), and listens before grpc-js does, so it
  * answers and closes the stream before grpc-js has decoded the message.
@@ -52,26 +54,26 @@ const trailersOnly = (code: number, message: string): http2.OutgoingHttpHeaders 
   "grpc-message": message,
 });
 const UNIMPLEMENTED = 12;
-const INTERNAL = 13;
+const INVALID_ARGUMENT = 3;
 const UNAUTHENTICATED = 16;
 
 const METHOD_NOT_ALLOWED: Refusal = { response: { ":status": 405, allow: "POST" }, reason: "method is not POST" };
 const UNSUPPORTED_MEDIA_TYPE: Refusal = { response: { ":status": 415 }, reason: "content-type is not application/grpc[+proto]" };
-const BAD_TIMEOUT: Refusal = { response: trailersOnly(INTERNAL, "malformed grpc-timeout"), reason: "malformed grpc-timeout" };
+const BAD_TIMEOUT: Refusal = { response: trailersOnly(INVALID_ARGUMENT, "malformed grpc-timeout"), reason: "malformed grpc-timeout" };
 const ACCEPTED_ENCODINGS = "identity";
 const BAD_ENCODING: Refusal = {
   response: { ...trailersOnly(UNIMPLEMENTED, "unsupported message encoding"), "grpc-accept-encoding": ACCEPTED_ENCODINGS },
   reason: "unsupported grpc-encoding",
 };
 const COMPRESSED_WITHOUT_ENCODING: Refusal = {
-  response: trailersOnly(INTERNAL, "compressed message without grpc-encoding"),
+  response: trailersOnly(INVALID_ARGUMENT, "compressed message without grpc-encoding"),
   reason: "compressed flag set without grpc-encoding",
 };
 const CREDENTIAL_HEADERS = new Set(["authorization", "tt-context"]);
 const badCredential = new Map(
   [...CREDENTIAL_HEADERS].map((h) => [h, { response: trailersOnly(UNAUTHENTICATED, "unauthenticated"), reason: `${h} value is not printable ASCII` }]),
 );
-const BAD_METADATA: Refusal = { response: trailersOnly(INTERNAL, "malformed metadata"), reason: "a metadata value is not printable ASCII" };
+const BAD_METADATA: Refusal = { response: trailersOnly(INVALID_ARGUMENT, "malformed metadata"), reason: "a metadata value is not printable ASCII" };
 
 const GRPC_CONTENT_TYPE = /^application\/grpc(?:\+proto)?(?:;.*)?$/i;
 const GRPC_TIMEOUT = /^\d{1,8}[HMSmun]$/;

@@ -37,7 +37,7 @@ const PATHS = [
 const GET_STATUS = TicketServiceContract.methods.getTicketStatus.path;
 /** Messages a caller may see: generic, from src/server (never parser output or type names). */
 const GENERIC =
-  /^(unauthenticated|permission denied|malformed request message|malformed request|request too large|internal error|method not implemented|deadline exceeded|Deadline exceeded|call cancelled|request failed|malformed grpc-timeout|unsupported message encoding)$/;
+  /^(unauthenticated|permission denied|malformed request message|malformed request|request too large|internal error|method not implemented|deadline exceeded|Deadline exceeded|call cancelled|request failed|malformed grpc-timeout|unsupported message encoding|compressed message without grpc-encoding|malformed metadata)$/;
 
 /** mulberry32: small, fast, seeded. */
 function prng(seed: number) {
@@ -222,7 +222,7 @@ function randomHeaders(r: ReturnType<typeof prng>, kind: Kind): { headers: Recor
   }
   if (r.chance(0.2)) {
     out["grpc-timeout"] = r.pick(["1S", "99999999H", "5m", "300000m", "abc", "-1m", "99999999999S", "5 S", "1.5S", "x".repeat(1 + r.int(1000))]);
-    if (kind === "grpc" && !/^\d{1,8}[HMSmun]$/.test(out["grpc-timeout"])) refusal = Code.Internal;
+    if (kind === "grpc" && !/^\d{1,8}[HMSmun]$/.test(out["grpc-timeout"])) refusal = Code.InvalidArgument;
   }
   if (r.chance(0.2)) out["connect-timeout-ms"] = r.pick(["1000", "abc", "-5", "99999999999999"]);
   if (r.chance(0.2)) out["tt-context"] = r.pick(["", "a.b.c", ctxToken.slice(0, 40)]);
@@ -268,7 +268,7 @@ async function fuzzPort(kind: Kind, seed: number, count: number): Promise<string
         const label = `seed ${seed} #${n} ${kind} ${path} auth=${authenticated} -> code ${a.code} http ${a.httpStatus} "${a.message.slice(0, 80)}"`;
         if (a.code === -1) problems.push(`${label}: no status`);
         if (generated.refusal !== undefined) {
-          // A malformed grpc-timeout (INTERNAL, per the gRPC HTTP/2 protocol) or any grpc-encoding but identity
+          // A malformed grpc-timeout (INVALID_ARGUMENT) or any grpc-encoding but identity
           // (UNIMPLEMENTED) is refused by the guard before authentication or any decoding, generically.
           if (a.code !== generated.refusal) problems.push(`${label}: expected the guard's ${Code[generated.refusal]}`);
           if (!GENERIC.test(a.message)) problems.push(`${label}: non-generic message`);

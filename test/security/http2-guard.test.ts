@@ -170,17 +170,17 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
     expect(a.status).toBe(415);
   });
 
-  it("a malformed grpc-timeout -> INTERNAL (trailers-only), handler never runs", async () => {
+  it("a malformed grpc-timeout -> INVALID_ARGUMENT (trailers-only), handler never runs", async () => {
     const session = await connect(server.port);
     const before = handled;
     for (const t of ["99999999999S", "-1m", "1", "5s", "1.5S", "1x", "123456789m"]) {
       const a = await request(session, grpcHeaders({ "grpc-timeout": t }));
-      expect({ t, ...a }).toMatchObject({ t, status: 200, grpcStatus: "13", grpcMessage: "malformed grpc-timeout" });
+      expect({ t, ...a }).toMatchObject({ t, status: 200, grpcStatus: "3", grpcMessage: "malformed grpc-timeout" });
     }
     expect(handled).toBe(before);
   });
 
-  it("a message with the compressed flag but no grpc-encoding -> INTERNAL before grpc-js decodes it; handler never runs", async () => {
+  it("a message with the compressed flag but no grpc-encoding -> INVALID_ARGUMENT before grpc-js decodes it; handler never runs", async () => {
     const w = payment.current().workload;
     const minter = createCallTokenMinter({ identity: w.spiffeId, key: w.jwt.current });
     const session = await connect(server.port);
@@ -196,7 +196,7 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
     };
     for (const encoding of [undefined, "identity"]) {
       const a = await request(session, await valid(encoding ? { "grpc-encoding": encoding } : {}), compressed);
-      expect({ encoding, ...a }).toMatchObject({ encoding, status: 200, grpcStatus: "13", grpcMessage: "compressed message without grpc-encoding" });
+      expect({ encoding, ...a }).toMatchObject({ encoding, status: 200, grpcStatus: "3", grpcMessage: "compressed message without grpc-encoding" });
     }
     await new Promise((r) => setTimeout(r, 100));
     expect(handled).toBe(before);
@@ -244,7 +244,7 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
     req.on("response", (h) => (grpcStatus = h["grpc-status"] as string | undefined));
     req.on("data", () => {});
     const rst = await new Promise<number>((r) => req.on("close", () => r(req.rstCode)));
-    expect(grpcStatus).toBe("13");
+    expect(grpcStatus).toBe("3");
     expect(rst).toBe(http2.constants.NGHTTP2_NO_ERROR);
   });
 
@@ -267,7 +267,7 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
     expect(logSince(mark)).toMatch(/"reason":"tt-context value is not printable ASCII"/);
     // Other metadata with a bad byte is a malformed request, not a credential problem.
     const other = await request(session, grpcHeaders({ "x-note": "caf\u00e9" }));
-    expect(other).toMatchObject({ status: 200, grpcStatus: "13", grpcMessage: "malformed metadata" });
+    expect(other).toMatchObject({ status: 200, grpcStatus: "3", grpcMessage: "malformed metadata" });
   });
 
   it("two authorization fields on the wire are still seen as two (the guard restores the repeated values)", async () => {
@@ -302,7 +302,7 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
     const session = await connect(server.port);
     for (const t of ["abc", "5 S", "x".repeat(1000)]) {
       const a = await request(session, grpcHeaders({ "grpc-timeout": t }));
-      expect({ t: t.slice(0, 10), ...a }).toMatchObject({ t: t.slice(0, 10), status: 200, grpcStatus: "13", grpcMessage: "malformed grpc-timeout" });
+      expect({ t: t.slice(0, 10), ...a }).toMatchObject({ t: t.slice(0, 10), status: 200, grpcStatus: "3", grpcMessage: "malformed grpc-timeout" });
     }
     const compressed = Buffer.from(BODY);
     compressed[0] = 1; // the message says it is compressed with the request's grpc-encoding
@@ -324,7 +324,7 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
     const ok = { ":method": "POST", ":path": PATH, "content-type": "application/grpc", "grpc-timeout": "99999999n" };
     expect(checkGrpcRequest({ ...ok }, [":method", "POST", "content-type", "application/grpc", "x-bin-bin", "\u00ff"])).toBeUndefined();
     expect(checkGrpcRequest({ ...ok, ":method": "GET" }, [])?.response[":status"]).toBe(405);
-    expect(checkGrpcRequest({ ...ok, "grpc-timeout": "1H " }, [])?.response["grpc-status"]).toBe("13");
+    expect(checkGrpcRequest({ ...ok, "grpc-timeout": "1H " }, [])?.response["grpc-status"]).toBe("3");
     expect(checkGrpcRequest({ ...ok, "grpc-encoding": "identity" }, [])).toBeUndefined();
     for (const encoding of ["gzip", "deflate", "br"]) {
       expect(checkGrpcRequest({ ...ok, "grpc-encoding": encoding }, [])?.response).toMatchObject({ "grpc-status": "12", "grpc-accept-encoding": "identity" });
