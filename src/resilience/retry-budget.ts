@@ -4,8 +4,7 @@
  * every caller's retries stop at ~10% extra load instead of tripling it.
  */
 import type { Clock } from "./options.ts";
-
-const BUCKETS = 10;
+import { RollingWindow } from "./rolling-window.ts";
 
 export interface RetryBudgetOptions {
   readonly ratio: number;
@@ -15,45 +14,23 @@ export interface RetryBudgetOptions {
 }
 
 export class RetryBudget {
-  private readonly bucketMs: number;
-  private readonly calls = new Uint32Array(BUCKETS);
-  private readonly retries = new Uint32Array(BUCKETS);
-  private readonly epochs = new Float64Array(BUCKETS).fill(-1);
+  /** Calls and retries in the window. */
+  private readonly window: RollingWindow;
 
   constructor(private readonly options: RetryBudgetOptions) {
-    this.bucketMs = Math.max(1, Math.floor(options.windowMs / BUCKETS));
+    this.window = new RollingWindow(options.windowMs, options.clock);
   }
 
   /** A new call (not a retry) was made. */
   recordCall(): void {
-    this.calls[this.slot()]!++;
+    this.window.add(1, 0);
   }
 
   /** Spends one retry if the budget has room; false means "do not retry". */
   tryWithdraw(): boolean {
-    const current = Math.floor(this.options.clock.now() / this.bucketMs);
-    let calls = 0;
-    let retries = 0;
-    for (let i = 0; i < BUCKETS; i++) {
-      const epoch = this.epochs[i]!;
-      if (epoch > current - BUCKETS && epoch <= current) {
-        calls += this.calls[i]!;
-        retries += this.retries[i]!;
-      }
-    }
+    const [calls, retries] = this.window.totals();
     if (retries >= calls * this.options.ratio + this.options.minRetries) return false;
-    this.retries[this.slot()]!++;
+    this.window.add(0, 1);
     return true;
-  }
-
-  private slot(): number {
-    const epoch = Math.floor(this.options.clock.now() / this.bucketMs);
-    const slot = epoch % BUCKETS;
-    if (this.epochs[slot] !== epoch) {
-      this.epochs[slot] = epoch;
-      this.calls[slot] = 0;
-      this.retries[slot] = 0;
-    }
-    return slot;
   }
 }

@@ -6,8 +6,7 @@
  */
 import { CircuitState, type IBackoff, type IBackoffFactory, type IBreaker } from "cockatiel";
 import type { Clock } from "./options.ts";
-
-const BUCKETS = 10;
+import { RollingWindow } from "./rolling-window.ts";
 
 export interface WindowBreakerOptions {
   readonly windowMs: number;
@@ -19,14 +18,11 @@ export interface WindowBreakerOptions {
 }
 
 export class WindowBreaker implements IBreaker {
-  private readonly bucketMs: number;
-  private readonly calls = new Uint32Array(BUCKETS);
-  private readonly failures = new Uint32Array(BUCKETS);
-  /** Bucket number (time / bucketMs) each slot currently holds. */
-  private readonly epochs = new Float64Array(BUCKETS).fill(-1);
+  /** Calls and failures in the window. */
+  private readonly window: RollingWindow;
 
   constructor(private readonly options: WindowBreakerOptions) {
-    this.bucketMs = Math.max(1, Math.floor(options.windowMs / BUCKETS));
+    this.window = new RollingWindow(options.windowMs, options.clock);
   }
 
   /** Not serialised: state restored from JSON would hold stale timestamps anyway. */
@@ -40,47 +36,24 @@ export class WindowBreaker implements IBreaker {
   success(state: CircuitState): void {
     // A successful half-open probe closes the circuit: start from a clean window.
     if (state === CircuitState.HalfOpen) this.clear();
-    else this.record(false);
+    else this.window.add(1, 0);
   }
 
   failure(state: CircuitState): boolean {
     if (state !== CircuitState.Closed) return false;
-    this.record(true);
+    this.window.add(1, 1);
     const { calls, failures } = this.totals();
     return calls >= this.options.minCalls && failures / calls > this.options.failureRatio;
   }
 
   /** Calls and failures in the window now. */
   totals(): { calls: number; failures: number } {
-    const current = Math.floor(this.options.clock.now() / this.bucketMs);
-    let calls = 0;
-    let failures = 0;
-    for (let i = 0; i < BUCKETS; i++) {
-      const epoch = this.epochs[i]!;
-      if (epoch > current - BUCKETS && epoch <= current) {
-        calls += this.calls[i]!;
-        failures += this.failures[i]!;
-      }
-    }
+    const [calls, failures] = this.window.totals();
     return { calls, failures };
   }
 
   clear(): void {
-    this.calls.fill(0);
-    this.failures.fill(0);
-    this.epochs.fill(-1);
-  }
-
-  private record(failed: boolean): void {
-    const epoch = Math.floor(this.options.clock.now() / this.bucketMs);
-    const slot = epoch % BUCKETS;
-    if (this.epochs[slot] !== epoch) {
-      this.epochs[slot] = epoch;
-      this.calls[slot] = 0;
-      this.failures[slot] = 0;
-    }
-    this.calls[slot]!++;
-    if (failed) this.failures[slot]!++;
+    this.window.clear();
   }
 }
 
