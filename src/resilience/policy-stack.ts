@@ -334,7 +334,9 @@ async function withFallback(
   req: UnaryRequest,
   next: (req: UnaryRequest) => Promise<UnaryResponse>,
 ): Promise<UnaryResponse> {
-  const key = staleCacheKey(currentCallScope()?.tenantId, req.header.get(CONTEXT_TOKEN_HEADER), method.path, toBinary(req.method.input, req.message));
+  // Keyed by the tenant the target will verify: an explicit context token wins over the served call's, as in the call-token step.
+  const explicit = req.header.get(CONTEXT_TOKEN_HEADER);
+  const key = staleCacheKey(explicit === null ? currentCallScope()?.tenantId : undefined, explicit, method.path, toBinary(req.method.input, req.message));
   try {
     const res = await withRetry(policies, method, req, next);
     if (key !== undefined) cache.set(key, res.message);

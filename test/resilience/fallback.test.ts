@@ -10,7 +10,11 @@ import { ResilienceRegistry } from "../../src/resilience/registry.ts";
 import { silentLogger } from "../../src/observability/logger.ts";
 import { closeClient } from "../../src/client/service-client.ts";
 import { createVenueServiceClient } from "../../src/gen/tickettoken/venue/v1/venue_service_rpc.ts";
-import { startHarness, testClient, timed, TENANT, type Harness, type TestClient } from "./harness.ts";
+import { createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { PaymentServiceContract, createPaymentServiceClient } from "../../src/gen/tickettoken/payment/v1/payment_service_rpc.ts";
+import { createServer } from "../../src/server/server.ts";
+import { implement } from "../../src/server/routes.ts";
+import { startHarness, testClient, timed, OTHER_TENANT, TENANT, type Harness, type TestClient } from "./harness.ts";
 
 let h: Harness;
 const open: TestClient[] = [];
@@ -78,6 +82,60 @@ describe("stale fallback", () => {
     c.clock.advance(61_000);
     const expired = await call(h.ctx.headers);
     expect(codeOf(expired.error)).toBe(Code.Unavailable);
+  });
+
+  it("inside a served call, an answer got with an explicit other tenant's context token is never served to the served call's tenant", async () => {
+    const registry = new ResilienceRegistry({ logger: silentLogger() });
+    const tickets = createTicketServiceClient({
+      identity: h.callers["payment-service"],
+      address: h.proxy.address,
+      env: {},
+      resilience: { registry, fallback: { getTicketStatus: { maxAgeMs: 60_000 } } },
+    });
+    // payment-service serves TENANT's call and looks up OTHER_TENANT's ticket, with OTHER_TENANT's token only when told to.
+    let explicitOther = true;
+    let seen: { ticketId: string; stale?: number } | undefined;
+    const payment = await createServer({
+      identity: h.callers["payment-service"],
+      port: 0,
+      logger: silentLogger(),
+      services: [
+        implement(PaymentServiceContract, {
+          async getPaymentStatus(req) {
+            const res = await tickets.getTicketStatus({ tenantId: OTHER_TENANT, ticketId: "t-other" }, explicitOther ? h.otherCtx : {});
+            seen = { ticketId: res.ticketId, stale: staleAge(res) };
+            return { paymentId: req.paymentId };
+          },
+        }),
+      ],
+    });
+    const caller = createPaymentServiceClient({ identity: await h.pki.material("ticket-service"), address: `127.0.0.1:${payment.port}`, env: {} });
+    try {
+      const served = () => caller.getPaymentStatus({ tenantId: TENANT, paymentId: "p-1" }, h.ctx);
+      await served();
+      expect(seen).toEqual({ ticketId: "t-other", stale: undefined });
+      // Without the explicit token the target itself refuses TENANT's context asking for OTHER_TENANT's ticket.
+      explicitOther = false;
+      seen = undefined;
+      const refused = await timed(served);
+      expect(codeOf(refused.error)).toBe(Code.Internal);
+      expect(seen).toBeUndefined();
+      // Target down: the entry stored under OTHER_TENANT's token must not stand in for TENANT's call.
+      await h.proxy.refuse();
+      const down = await timed(served);
+      expect(codeOf(down.error)).toBe(Code.Unavailable);
+      expect(seen).toBeUndefined();
+      // With OTHER_TENANT's token again, its own entry is served, marked stale.
+      explicitOther = true;
+      await served();
+      expect(seen?.ticketId).toBe("t-other");
+      expect(seen?.stale).toBeGreaterThanOrEqual(0);
+    } finally {
+      await h.proxy.accept();
+      closeClient(caller);
+      closeClient(tickets);
+      await payment.stop(1000);
+    }
   });
 
   it("the event service's degraded venue lookup is one line of config", async () => {
