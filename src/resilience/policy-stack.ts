@@ -229,12 +229,18 @@ interface CallState {
   usedNeverSentRetry: boolean;
 }
 
-/** The client interceptor running unary calls to `contract`'s target through `policies`. */
-export function resilienceInterceptor(contract: ServiceContract, policies: TargetPolicies): Interceptor {
+/**
+ * The client interceptor running unary calls to `contract`'s target through `policies`.
+ * Stale answers only for the methods in this client's own `fallback` (the caches are shared
+ * by the target's clients, the opt-in is not: a client that did not ask never gets a stale answer).
+ */
+export function resilienceInterceptor(contract: ServiceContract, policies: TargetPolicies, fallback: Readonly<Record<string, FallbackOptions>> = {}): Interceptor {
+  // Names were checked when the target's stack enabled them (TargetPolicies.enableFallback).
+  const optedIn = new Set(Object.keys(fallback).map((name) => (contract.methods as Record<string, MethodContract>)[name]!.path));
   return (next) => (req) => {
     if (req.stream) return next(req);
     const method = methodContract(contract, req.method);
-    const cache = policies.fallbackFor(method.path);
+    const cache = optedIn.has(method.path) ? policies.fallbackFor(method.path) : undefined;
     const unaryNext = next as (req: UnaryRequest) => Promise<UnaryResponse>;
     return cache ? withFallback(policies, cache, method, req, unaryNext) : withRetry(policies, method, req, unaryNext);
   };

@@ -140,6 +140,24 @@ describe("stale fallback", () => {
     }
   });
 
+  it("is opt-in per client: another client of the same target (shared stack) never gets a stale answer", async () => {
+    const registry = new ResilienceRegistry({ logger: silentLogger() });
+    const withFallback = testClient(h, "payment-service", { resilience: { registry, fallback: { getTicketStatus: { maxAgeMs: 60_000 } } } });
+    const plain = testClient(h, "payment-service", { resilience: { registry } });
+    open.push(withFallback, plain);
+    const call = (c: TestClient) => timed(() => c.client.getTicketStatus({ tenantId: TENANT, ticketId: "t-1" }, h.ctx));
+
+    expect((await call(withFallback)).value?.ticketId).toBe("t-1");
+    expect((await call(plain)).value?.ticketId).toBe("t-1");
+    h.ticket.script("getTicketStatus", ...fails(6));
+    const plainDown = await call(plain);
+    expect(codeOf(plainDown.error)).toBe(Code.Unavailable);
+    expect(h.ticket.count("getTicketStatus")).toBe(5);
+    // The client that opted in still gets its stale answer from the same outage.
+    const stale = await call(withFallback);
+    expect(staleAge(stale.value!)).toBeGreaterThanOrEqual(0);
+  });
+
   it("the event service's degraded venue lookup is one line of config", async () => {
     const registry = new ResilienceRegistry({ logger: silentLogger() });
     const venues = createVenueServiceClient({
