@@ -345,7 +345,8 @@ async function withFallback(
   const key = staleCacheKey(explicit === null ? currentCallScope()?.tenantId : undefined, explicit, method.path, toBinary(req.method.input, req.message));
   try {
     const res = await withRetry(policies, method, req, next);
-    if (key !== undefined) cache.set(key, res.message);
+    // A copy: the caller owns (and may change) the message it gets; the stale answer must be what the target sent.
+    if (key !== undefined) cache.set(key, clone(req.method.output, res.message as never));
     return res;
   } catch (e) {
     // A deadline overrun shows here as the transport's CANCELED; the signal holds the real reason.

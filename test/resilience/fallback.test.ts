@@ -158,6 +158,20 @@ describe("stale fallback", () => {
     expect(staleAge(stale.value!)).toBeGreaterThanOrEqual(0);
   });
 
+  it("serves what the target sent, even after the caller changed its fresh answer", async () => {
+    const c = testClient(h, "payment-service", { resilience: { fallback: { getTicketStatus: { maxAgeMs: 60_000 } } } });
+    open.push(c);
+    const fresh = await c.client.getTicketStatus({ tenantId: TENANT, ticketId: "t-1" }, h.ctx);
+    expect(fresh.canRefund).toBe(true);
+    fresh.ticketId = "changed-by-caller";
+    fresh.canRefund = false;
+    h.ticket.script("getTicketStatus", ...fails(3));
+    const stale = await c.client.getTicketStatus({ tenantId: TENANT, ticketId: "t-1" }, h.ctx);
+    expect(staleAge(stale)).toBeGreaterThanOrEqual(0);
+    expect(stale.ticketId).toBe("t-1");
+    expect(stale.canRefund).toBe(true);
+  });
+
   it("the event service's degraded venue lookup is one line of config", async () => {
     const registry = new ResilienceRegistry({ logger: silentLogger() });
     const venues = createVenueServiceClient({
