@@ -65,7 +65,7 @@ export function createServiceTransport(contract: ServiceContract, options: Servi
     interceptors: [
       contextPropagationInterceptor(),
       ...(options.interceptors ?? []),
-      resilienceInterceptor(contract, policies),
+      resilienceInterceptor(contract, policies, options.resilience?.fallback),
       callTokenInterceptor(rotatingMinter(identity), server),
     ],
   });

@@ -229,12 +229,18 @@ interface CallState {
   usedNeverSentRetry: boolean;
 }
 
-/** The client interceptor running unary calls to `contract`'s target through `policies`. */
-export function resilienceInterceptor(contract: ServiceContract, policies: TargetPolicies): Interceptor {
+/**
+ * The client interceptor running unary calls to `contract`'s target through `policies`.
+ * Stale answers only for the methods in this client's own `fallback` (the caches are shared
+ * by the target's clients, the opt-in is not: a client that did not ask never gets a stale answer).
+ */
+export function resilienceInterceptor(contract: ServiceContract, policies: TargetPolicies, fallback: Readonly<Record<string, FallbackOptions>> = {}): Interceptor {
+  // Names were checked when the target's stack enabled them (TargetPolicies.enableFallback).
+  const optedIn = new Set(Object.keys(fallback).map((name) => (contract.methods as Record<string, MethodContract>)[name]!.path));
   return (next) => (req) => {
     if (req.stream) return next(req);
     const method = methodContract(contract, req.method);
-    const cache = policies.fallbackFor(method.path);
+    const cache = optedIn.has(method.path) ? policies.fallbackFor(method.path) : undefined;
     const unaryNext = next as (req: UnaryRequest) => Promise<UnaryResponse>;
     return cache ? withFallback(policies, cache, method, req, unaryNext) : withRetry(policies, method, req, unaryNext);
   };
@@ -334,10 +340,13 @@ async function withFallback(
   req: UnaryRequest,
   next: (req: UnaryRequest) => Promise<UnaryResponse>,
 ): Promise<UnaryResponse> {
-  const key = staleCacheKey(currentCallScope()?.tenantId, req.header.get(CONTEXT_TOKEN_HEADER), method.path, toBinary(req.method.input, req.message));
+  // Keyed by the tenant the target will verify: an explicit context token wins over the served call's, as in the call-token step.
+  const explicit = req.header.get(CONTEXT_TOKEN_HEADER);
+  const key = staleCacheKey(explicit === null ? currentCallScope()?.tenantId : undefined, explicit, method.path, toBinary(req.method.input, req.message));
   try {
     const res = await withRetry(policies, method, req, next);
-    if (key !== undefined) cache.set(key, res.message);
+    // A copy: the caller owns (and may change) the message it gets; the stale answer must be what the target sent.
+    if (key !== undefined) cache.set(key, clone(req.method.output, res.message as never));
     return res;
   } catch (e) {
     // A deadline overrun shows here as the transport's CANCELED; the signal holds the real reason.
