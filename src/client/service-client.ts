@@ -7,7 +7,7 @@
  * inherits the served call's cancellation before connect-es arms its timer.
  */
 import type { DescService } from "@bufbuild/protobuf";
-import { ConnectError, createClient, createContextValues, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { ConnectError, createClient, createContextValues, type Client, type ContextValues, type Interceptor, type Transport } from "@connectrpc/connect";
 import { methodContract, type ServiceContract } from "../contract/types.ts";
 import type { MaterialSource } from "../identity/material.ts";
 import { workloadSpiffeId } from "../identity/spiffe-id.ts";
@@ -77,17 +77,40 @@ export function createServiceTransport(contract: ServiceContract, options: Servi
   return {
     unary(method, signal, timeoutMs, header, input, contextValues) {
       const plan = planCall(methodContract(contract, method), policies.limits, signal, timeoutMs);
-      const values = contextValues ?? createContextValues();
-      values.set(callDeadlineKey, plan.deadline);
+      const values = perCallValues(contextValues).set(callDeadlineKey, plan.deadline);
       return transport.unary(method, plan.signal, plan.timeoutMs, header, input, values).catch(markFailure);
     },
     stream(method, signal, timeoutMs, header, input, contextValues) {
       const plan = planCall(methodContract(contract, method), policies.limits, signal, timeoutMs);
-      return transport.stream(method, plan.signal, plan.timeoutMs, header, input, contextValues).catch(markFailure);
+      return transport.stream(method, plan.signal, plan.timeoutMs, header, input, perCallValues(contextValues)).catch(markFailure);
     },
     close() {
       transport.close();
       tls.dispose();
+    },
+  };
+}
+
+/**
+ * The framework writes each call's deadlines into its context values; a
+ * caller may pass one ContextValues to many concurrent calls, so writes go to
+ * a layer of this call's own and reads fall through to the caller's values.
+ */
+function perCallValues(shared: ContextValues | undefined): ContextValues {
+  const own = createContextValues();
+  if (shared === undefined) return own;
+  const written = new Set<symbol>();
+  return {
+    get: (key) => (written.has(key.id) ? own.get(key) : shared.get(key)),
+    set(key, value) {
+      written.add(key.id);
+      own.set(key, value);
+      return this;
+    },
+    delete(key) {
+      written.add(key.id);
+      own.delete(key);
+      return this;
     },
   };
 }
