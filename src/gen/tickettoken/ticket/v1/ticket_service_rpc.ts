@@ -59,6 +59,7 @@ export const TicketServiceContract = defineServiceContract(TicketService, {
       path: "/tickettoken.ticket.v1.TicketService/ListTicketsByEvent",
       access: { callers: ["scanning-service", "ops"], scopes: [] },
       idempotency: "no_side_effects",
+      timeoutMs: 60000,
       idempotencyKey: false,
       tenantKey: "tenantId",
     },
