@@ -93,10 +93,7 @@ describe("protoc-gen-tt-rpc contract validation", () => {
 
   it("fails on an idempotency key on a streaming read method", async () => {
     const r = await generateWith((s) =>
-      s.replace(
-        /(rpc ListTicketsByEvent\(ListTicketsByEventRequest\) returns \(stream ListTicketsByEventResponse\) \{\n)/,
-        "$1    option (tickettoken.rpc.v1.call) = {idempotency_key: true};\n",
-      ),
+      s.replace("option (tickettoken.rpc.v1.call) = {timeout_ms: 60000};", "option (tickettoken.rpc.v1.call) = {timeout_ms: 60000 idempotency_key: true};"),
     );
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("tickettoken.ticket.v1.TicketService.ListTicketsByEvent: idempotency_key on a NO_SIDE_EFFECTS method");
