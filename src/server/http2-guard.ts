@@ -30,6 +30,10 @@
  * bytes are skipped by length), and listens before grpc-js does, so it
  * answers and closes the stream before grpc-js has decoded the message.
  *
+ * - a path that is not one of the served methods -> UNIMPLEMENTED with a
+ *   generic message: grpc-js would answer it itself, below every
+ *   interceptor, echoing the whole path (up to the header-list cap).
+ *
  * Also restored here: Node keeps only the first of several `authorization`
  * fields; every value is put back, comma-joined, so the security interceptor
  * can enforce "exactly one".
@@ -71,6 +75,7 @@ const CREDENTIAL_HEADERS = new Set(["authorization", "tt-context"]);
 const badCredential = new Map(
   [...CREDENTIAL_HEADERS].map((h) => [h, { response: trailersOnly(UNAUTHENTICATED, "unauthenticated"), reason: `${h} value is not printable ASCII` }]),
 );
+const UNKNOWN_METHOD: Refusal = { response: trailersOnly(UNIMPLEMENTED, "method not implemented"), reason: "unknown method" };
 const BAD_METADATA: Refusal = { response: trailersOnly(INTERNAL, "malformed metadata"), reason: "a metadata value is not printable ASCII" };
 
 const GRPC_CONTENT_TYPE = /^application\/grpc(?:\+proto)?(?:;.*)?$/i;
@@ -153,14 +158,15 @@ function refuse(stream: http2.ServerHttp2Stream, refusal: Refusal): void {
 
 /**
  * Puts the guard in front of `next` (grpc-js's own stream listener, already
- * detached from `server`): admitted streams go on to grpc-js, refused ones
- * get their answer here and are logged, rate-limited.
+ * detached from `server`): admitted streams for one of `methods` (served
+ * paths) go on to grpc-js, refused ones get their answer here and are
+ * logged, rate-limited.
  */
-export function guardGrpcStreams(server: http2.Http2Server, next: StreamListener, logger: Logger): void {
+export function guardGrpcStreams(server: http2.Http2Server, next: StreamListener, logger: Logger, methods: ReadonlySet<string>): void {
   const warn = throttledWarn(logger, "gRPC request refused before grpc-js");
   server.on("stream", function (this: http2.Http2Server, stream, headers, flags, rawHeaders: string[]) {
     const peer = () => `${stream.session?.socket?.remoteAddress}:${stream.session?.socket?.remotePort}`;
-    const refusal = checkGrpcRequest(headers, rawHeaders);
+    const refusal = checkGrpcRequest(headers, rawHeaders) ?? (methods.has(headers[":path"]!) ? undefined : UNKNOWN_METHOD);
     if (refusal === undefined) {
       // Registered before grpc-js's own 'data' listener, so it sees every chunk first.
       const watch = compressedFlagWatcher(() => {

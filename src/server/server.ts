@@ -112,7 +112,8 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
         interceptors: [grpcStatusGuard],
       });
       registerGrpcRoutes(grpcServer, routes, shutdown.signal, report);
-      listeners.push(await listenGrpc({ grpcServer, material, host: bind, port: options.port, logger, limits }));
+      const methods = new Set(routes.map((r) => r.contract.path));
+      listeners.push(await listenGrpc({ grpcServer, material, host: bind, port: options.port, logger, methods, limits }));
     } else {
       const handler = createConnectHandler(routes, report, { grpc: true, authenticator, onRejected, shutdownSignal: shutdown.signal });
       listeners.push(await listenConnect({ handler, material, host: bind, port: options.port, logger, maxConnectionAgeMs, limits }));
