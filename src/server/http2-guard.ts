@@ -11,7 +11,10 @@
  *   non-gRPC client mistakes a gRPC error (HTTP 200) for success;
  * - `grpc-timeout` not 1-8 ASCII digits and one of H M S m u n -> INTERNAL:
  *   a malformed protocol header is a broken transport invariant, not a bad
- *   request argument (grpc-go answers it the same way);
+ *   request argument (grpc-go answers it the same way). A valid one longer
+ *   than a Node timer can hold (~24.8 days, e.g. `1000H`) is lowered to that:
+ *   grpc-js multiplies it out in 32 bits, so it would wrap to a negative or
+ *   arbitrary deadline and fail the call at once;
  * - `grpc-encoding` other than identity -> UNIMPLEMENTED with
  *   `grpc-accept-encoding: identity`, as the spec says for an unsupported
  *   compression. grpc-js would decompress (gzip, deflate) before our
@@ -79,7 +82,11 @@ const UNKNOWN_METHOD: Refusal = { response: trailersOnly(UNIMPLEMENTED, "method 
 const BAD_METADATA: Refusal = { response: trailersOnly(INTERNAL, "malformed metadata"), reason: "a metadata value is not printable ASCII" };
 
 const GRPC_CONTENT_TYPE = /^application\/grpc(?:\+proto)?(?:;.*)?$/i;
-const GRPC_TIMEOUT = /^\d{1,8}[HMSmun]$/;
+const GRPC_TIMEOUT = /^(\d{1,8})([HMSmun])$/;
+const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
+/** Longest delay a Node timer holds (2^31 - 1 ms), and the longest grpc-timeout that stays within it. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const LONGEST_GRPC_TIMEOUT = "2147483S";
 const NOT_PRINTABLE_ASCII = /[^\x20-\x7e]/;
 
 /**
@@ -91,7 +98,11 @@ export function checkGrpcRequest(headers: http2.IncomingHttpHeaders, rawHeaders:
   const contentType = headers["content-type"];
   if (contentType === undefined || !GRPC_CONTENT_TYPE.test(contentType)) return UNSUPPORTED_MEDIA_TYPE;
   const timeout = headers["grpc-timeout"];
-  if (timeout !== undefined && (typeof timeout !== "string" || !GRPC_TIMEOUT.test(timeout))) return BAD_TIMEOUT;
+  if (timeout !== undefined) {
+    const match = typeof timeout === "string" ? GRPC_TIMEOUT.exec(timeout) : null;
+    if (match === null) return BAD_TIMEOUT;
+    if (Number(match[1]) * TIMEOUT_UNIT_MS[match[2]!]! > MAX_TIMER_MS) headers["grpc-timeout"] = LONGEST_GRPC_TIMEOUT;
+  }
   const encoding = headers["grpc-encoding"];
   if (encoding !== undefined && encoding !== "identity") return BAD_ENCODING;
   let authorizations: string[] | undefined;

@@ -1,6 +1,11 @@
 /**
  * Found in the issue #7 acceptance review, from outside with raw HTTP/2:
  *
+ * - a valid deadline longer than a Node timer holds (~24.8 days: `grpc-timeout:
+ *   1000H`, `connect-timeout-ms: 3000000000`) failed the call at once with
+ *   DEADLINE_EXCEEDED (grpc-js multiplies the value out in 32 bits; Node fires
+ *   an overflowing timer after 1 ms). It is served, with the longest deadline
+ *   a timer can hold;
  * - an unknown method on the gRPC port was answered by grpc-js itself with
  *   "The server does not implement the method <the whole path>", echoing up to
  *   the header-list cap. The guard answers it with a generic message.
@@ -122,6 +127,52 @@ const minter = () => {
   return createCallTokenMinter({ identity: w.spiffeId, key: w.jwt.current });
 };
 const token = (path = PATH) => minter().mint({ audience: workloadSpiffeId("ticket-service"), method: path, contextToken: ctxToken });
+
+describe("a deadline longer than a Node timer holds is served with the longest one it can, not failed at once", () => {
+  it("gRPC port: grpc-timeout values that overflow 32-bit milliseconds", async () => {
+    const session = await connect(server.port);
+    for (const timeout of ["1000H", "99999999H", "2147484S", "99999999S", "35792M"]) {
+      seenTimeouts.length = 0;
+      const a = await grpcCall(session, { authorization: `Bearer ${await token()}`, "tt-context": ctxToken, "grpc-timeout": timeout });
+      expect({ timeout, ...a }).toMatchObject({ timeout, grpcStatus: "0" });
+      expect(seenTimeouts).toHaveLength(1);
+      expect(seenTimeouts[0]!, timeout).toBeGreaterThan(20 * DAY_MS);
+      expect(seenTimeouts[0]!, timeout).toBeLessThanOrEqual(MAX_TIMER_MS);
+      expect(seenAborted.at(-1), timeout).toBe(false);
+    }
+    // Control: an ordinary deadline is passed on as sent.
+    seenTimeouts.length = 0;
+    const a = await grpcCall(session, { authorization: `Bearer ${await token()}`, "tt-context": ctxToken, "grpc-timeout": "5S" });
+    expect(a.grpcStatus).toBe("0");
+    expect(seenTimeouts[0]!).toBeGreaterThan(4000);
+    expect(seenTimeouts[0]!).toBeLessThanOrEqual(5000);
+  });
+
+  it("Connect port: connect-timeout-ms values beyond 2^31 - 1", async () => {
+    const w = payment.current().workload;
+    const client = connectH2({ port: server.connectPort!, ca: caPem, cert: w.certPem, key: w.keyPem });
+    try {
+      for (const timeout of ["3000000000", "9999999999"]) {
+        seenTimeouts.length = 0;
+        const res = await client.call({
+          path: PATH,
+          headers: [
+            ["authorization", `Bearer ${await token()}`],
+            ["tt-context", ctxToken],
+            ["connect-timeout-ms", timeout],
+          ],
+          body: MESSAGE,
+        });
+        expect({ timeout, status: res.status, message: res.message }).toEqual({ timeout, status: 200, message: "" });
+        expect(seenTimeouts[0]!, timeout).toBeGreaterThan(20 * DAY_MS);
+        expect(seenTimeouts[0]!, timeout).toBeLessThanOrEqual(MAX_TIMER_MS);
+        expect(seenAborted.at(-1), timeout).toBe(false);
+      }
+    } finally {
+      client.close();
+    }
+  });
+});
 
 describe("gRPC port: an unknown method", () => {
   it("is UNIMPLEMENTED with a generic message, with or without a token; the path is never echoed", async () => {
