@@ -160,6 +160,14 @@ type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingH
 
 function ignore(): void {}
 
+function cancelIdleRequest(this: http2.ServerHttp2Stream): void {
+  this.close(http2.constants.NGHTTP2_CANCEL);
+}
+
+function stopIdleTimer(this: http2.ServerHttp2Stream): void {
+  this.setTimeout(0);
+}
+
 function refuse(stream: http2.ServerHttp2Stream, refusal: Refusal): void {
   stream.on("error", ignore);
   if (!stream.headersSent && !stream.destroyed) stream.respond(refusal.response, { endStream: true });
@@ -171,9 +179,19 @@ function refuse(stream: http2.ServerHttp2Stream, refusal: Refusal): void {
  * Puts the guard in front of `next` (grpc-js's own stream listener, already
  * detached from `server`): admitted streams for one of `methods` (served
  * paths) go on to grpc-js, refused ones get their answer here and are
- * logged, rate-limited.
+ * logged, rate-limited. An admitted stream whose request sends nothing for
+ * `requestIdleTimeoutMs` before it is complete is reset: grpc-js runs no
+ * handler, and so no authentication, before a unary request's message has
+ * fully arrived, so an unfinished body would hold the stream for ever. Once
+ * the request is complete the timer stops (a quiet Health Watch may last).
  */
-export function guardGrpcStreams(server: http2.Http2Server, next: StreamListener, logger: Logger, methods: ReadonlySet<string>): void {
+export function guardGrpcStreams(
+  server: http2.Http2Server,
+  next: StreamListener,
+  logger: Logger,
+  methods: ReadonlySet<string>,
+  requestIdleTimeoutMs: number,
+): void {
   const warn = throttledWarn(logger, "gRPC request refused before grpc-js");
   server.on("stream", function (this: http2.Http2Server, stream, headers, flags, rawHeaders: string[]) {
     const peer = () => `${stream.session?.socket?.remoteAddress}:${stream.session?.socket?.remotePort}`;
@@ -186,6 +204,8 @@ export function guardGrpcStreams(server: http2.Http2Server, next: StreamListener
         warn({ peer: peer(), reason: COMPRESSED_WITHOUT_ENCODING.reason });
       });
       stream.on("data", watch);
+      stream.setTimeout(requestIdleTimeoutMs, cancelIdleRequest);
+      stream.once("end", stopIdleTimer);
       return next.call(this, stream, headers, flags, rawHeaders);
     }
     refuse(stream, refusal);

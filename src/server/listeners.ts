@@ -90,7 +90,7 @@ export async function listenGrpc(opts: {
 }): Promise<Listener> {
   const limits = opts.limits ?? DEFAULT_LISTENER_LIMITS;
   const { injector, http2Server, grpcStreamListener } = injectWithStreamGuard(opts.grpcServer);
-  guardGrpcStreams(http2Server, grpcStreamListener, opts.logger, opts.methods);
+  guardGrpcStreams(http2Server, grpcStreamListener, opts.logger, opts.methods, limits.streamIdleTimeoutMs);
   // grpc-js has no option for it (grpc.max_metadata_size is not read by grpc-js): set it on its HTTP/2 server.
   http2Server.updateSettings({ maxHeaderListSize: limits.maxHeaderListSize });
   const server = tls.createServer(mtlsServerOptions(opts.material.current(), ["h2"], limits.handshakeTimeoutMs));

@@ -456,4 +456,33 @@ describe("HTTP/2 bounds on both ports", () => {
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
+  it("gRPC port: a stream whose request never finishes is reset after the idle timeout, with or without a token", async () => {
+    // grpc-js runs no handler (so no authentication) before a unary message has fully arrived: it used to wait for ever.
+    const w = payment.current().workload;
+    const minter = createCallTokenMinter({ identity: w.spiffeId, key: w.jwt.current });
+    const session = await connect(server.port);
+    for (const token of [undefined, await minter.mint({ audience: workloadSpiffeId("ticket-service"), method: PATH })]) {
+      const req = session.request(grpcHeaders(token ? { authorization: `Bearer ${token}` } : {}), { endStream: false });
+      req.on("error", () => {});
+      req.on("data", () => {});
+      req.write(BODY.subarray(0, BODY.length - 2));
+      const started = Date.now();
+      const code = await new Promise<number>((r) => req.on("close", () => r(req.rstCode)));
+      expect({ token: token !== undefined, code }).toEqual({ token: token !== undefined, code: http2.constants.NGHTTP2_CANCEL });
+      expect(Date.now() - started).toBeLessThan(5000);
+    }
+  });
+
+  it("gRPC port: once its request is complete, a quiet stream is not reset (Health Watch runs to its deadline)", async () => {
+    const w = payment.current().workload;
+    const watch = "/grpc.health.v1.Health/Watch";
+    const token = await createCallTokenMinter({ identity: w.spiffeId, key: w.jwt.current }).mint({ audience: workloadSpiffeId("ticket-service"), method: watch });
+    const session = await connect(server.port);
+    const started = Date.now();
+    // 1.5 s of silence after the first status: five times the idle timeout.
+    const a = await request(session, grpcHeaders({ ":path": watch, authorization: `Bearer ${token}`, "grpc-timeout": "1500m" }), Buffer.alloc(5));
+    expect(a).toMatchObject({ status: 200, grpcStatus: "4", rstCode: undefined });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+  });
+
 });
