@@ -37,7 +37,7 @@ const PATHS = [
 const GET_STATUS = TicketServiceContract.methods.getTicketStatus.path;
 /** Messages a caller may see: generic, from src/server (never parser output or type names). */
 const GENERIC =
-  /^(unauthenticated|permission denied|malformed request message|malformed request|request too large|internal error|method not implemented|deadline exceeded|Deadline exceeded|call cancelled|request failed|malformed grpc-timeout|unsupported message encoding)$/;
+  /^(unauthenticated|permission denied|malformed request message|malformed request|request too large|internal error|method not implemented|deadline exceeded|Deadline exceeded|call cancelled|request failed|malformed grpc-timeout|unsupported message encoding|compressed message without grpc-encoding)$/;
 
 /** mulberry32: small, fast, seeded. */
 function prng(seed: number) {
@@ -180,13 +180,13 @@ function request(s: http2.ClientHttp2Session, kind: Kind, headers: http2.Outgoin
 }
 
 /** Mostly honest gRPC framing; sometimes a wrong length or a compressed flag with no encoding. */
-function grpcFrame(message: Buffer, r: ReturnType<typeof prng>): { bytes: Buffer; broken: boolean } {
+function grpcFrame(message: Buffer, r: ReturnType<typeof prng>): { bytes: Buffer; broken: boolean; compressed?: boolean } {
   const head = Buffer.alloc(5);
   const compressed = r.chance(0.05);
   const wrongLength = r.chance(0.05);
   head.writeUInt8(compressed ? 1 : 0, 0);
   head.writeUInt32BE(wrongLength ? message.length + 1 + r.int(10) : message.length, 1);
-  return { bytes: Buffer.concat([head, message]), broken: compressed || wrongLength };
+  return { bytes: Buffer.concat([head, message]), broken: compressed || wrongLength, compressed };
 }
 
 function randomBody(r: ReturnType<typeof prng>): Buffer {
@@ -258,6 +258,9 @@ async function fuzzPort(kind: Kind, seed: number, count: number): Promise<string
           headers.authorization = r.pick(["Bearer ", "Bearer a.b.c", `Bearer ${r.bytes(30).toString("base64url")}`, "Basic Zm9vOmJhcg=="]);
         }
         const framed = kind === "grpc" ? grpcFrame(body, r) : { bytes: body, broken: false };
+        // Only identity gets past the header checks, so a set compressed flag is the guard's INTERNAL, from the
+        // message prefix alone, before authentication or any decoding (as the gRPC HTTP/2 protocol says).
+        if (framed.compressed && generated.refusal === undefined) generated.refusal = Code.Internal;
         let a: Answer;
         try {
           a = await request(s, kind, headers, framed.bytes);
