@@ -29,7 +29,10 @@
  * And in the body: a message whose compressed flag is set although the
  * request declares no compression (only identity is admitted above) ->
  * INTERNAL, as the spec says; grpc-js would silently treat it as
- * uncompressed. The check reads only each message's 5-byte prefix (the body
+ * uncompressed. A message longer than the receive limit -> RESOURCE_EXHAUSTED
+ * "request too large" (grpc-js would answer it itself, below every
+ * interceptor, with the length the caller declared and the limit). The check
+ * reads only each message's 5-byte prefix (the body
  * bytes are skipped by length), and listens before grpc-js does, so it
  * answers and closes the stream before grpc-js has decoded the message.
  *
@@ -58,6 +61,7 @@ const trailersOnly = (code: number, message: string): http2.OutgoingHttpHeaders 
   "grpc-status": String(code),
   "grpc-message": message,
 });
+const RESOURCE_EXHAUSTED = 8;
 const UNIMPLEMENTED = 12;
 const INTERNAL = 13;
 const UNAUTHENTICATED = 16;
@@ -78,6 +82,7 @@ const CREDENTIAL_HEADERS = new Set(["authorization", "tt-context"]);
 const badCredential = new Map(
   [...CREDENTIAL_HEADERS].map((h) => [h, { response: trailersOnly(UNAUTHENTICATED, "unauthenticated"), reason: `${h} value is not printable ASCII` }]),
 );
+const MESSAGE_TOO_LARGE: Refusal = { response: trailersOnly(RESOURCE_EXHAUSTED, "request too large"), reason: "message larger than the receive limit" };
 const UNKNOWN_METHOD: Refusal = { response: trailersOnly(UNIMPLEMENTED, "method not implemented"), reason: "unknown method" };
 const BAD_METADATA: Refusal = { response: trailersOnly(INTERNAL, "malformed metadata"), reason: "a metadata value is not printable ASCII" };
 
@@ -119,10 +124,11 @@ export function checkGrpcRequest(headers: http2.IncomingHttpHeaders, rawHeaders:
 
 /**
  * Follows the gRPC length-prefixed framing of a request body across DATA
- * chunks, looking only at each message's prefix: calls `onCompressed` (once,
- * then stops) when a message has its compressed flag set.
+ * chunks, looking only at each message's prefix: calls `onRefused` (once,
+ * then stops) when a message has its compressed flag set or declares more
+ * than `maxMessageBytes`.
  */
-export function compressedFlagWatcher(onCompressed: () => void): (chunk: Buffer) => void {
+export function compressedFlagWatcher(onRefused: (refusal: Refusal) => void, maxMessageBytes = Infinity): (chunk: Buffer) => void {
   let prefixPos = 0; // 0: next byte is a flag; 1-4: length bytes
   let length = 0;
   let bodyLeft = 0;
@@ -140,7 +146,7 @@ export function compressedFlagWatcher(onCompressed: () => void): (chunk: Buffer)
       if (prefixPos === 0) {
         if (byte !== 0) {
           done = true;
-          onCompressed();
+          onRefused(COMPRESSED_WITHOUT_ENCODING);
           return;
         }
         prefixPos = 1;
@@ -148,6 +154,11 @@ export function compressedFlagWatcher(onCompressed: () => void): (chunk: Buffer)
       } else {
         length = length * 256 + byte;
         if (++prefixPos === 5) {
+          if (length > maxMessageBytes) {
+            done = true;
+            onRefused(MESSAGE_TOO_LARGE);
+            return;
+          }
           prefixPos = 0;
           bodyLeft = length;
         }
@@ -191,6 +202,7 @@ export function guardGrpcStreams(
   logger: Logger,
   methods: ReadonlySet<string>,
   requestIdleTimeoutMs: number,
+  maxMessageBytes: number,
 ): void {
   const warn = throttledWarn(logger, "gRPC request refused before grpc-js");
   server.on("stream", function (this: http2.Http2Server, stream, headers, flags, rawHeaders: string[]) {
@@ -198,11 +210,11 @@ export function guardGrpcStreams(
     const refusal = checkGrpcRequest(headers, rawHeaders) ?? (methods.has(headers[":path"]!) ? undefined : UNKNOWN_METHOD);
     if (refusal === undefined) {
       // Registered before grpc-js's own 'data' listener, so it sees every chunk first.
-      const watch = compressedFlagWatcher(() => {
+      const watch = compressedFlagWatcher((problem) => {
         stream.off("data", watch);
-        refuse(stream, COMPRESSED_WITHOUT_ENCODING);
-        warn({ peer: peer(), reason: COMPRESSED_WITHOUT_ENCODING.reason });
-      });
+        refuse(stream, problem);
+        warn({ peer: peer(), reason: problem.reason });
+      }, maxMessageBytes);
       stream.on("data", watch);
       stream.setTimeout(requestIdleTimeoutMs, cancelIdleRequest);
       stream.once("end", stopIdleTimer);

@@ -320,6 +320,34 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
     expect(handled).toBe(before);
   });
 
+  // After the tests that read the guard's log: it is rate-limited (20 lines per 10 s) and these refusals use it up.
+  it("a message longer than the receive limit -> RESOURCE_EXHAUSTED with a generic message, never the sizes; handler never runs", async () => {
+    // grpc-js answered it itself, below every interceptor: "Received message larger than max (<declared> vs 4194304)".
+    const w = payment.current().workload;
+    const minter = createCallTokenMinter({ identity: w.spiffeId, key: w.jwt.current });
+    const session = await connect(server.port);
+    const before = handled;
+    const declared = 4 * 1024 * 1024 + 1;
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(declared, 1);
+    for (const body of [Buffer.concat([prefix, Buffer.alloc(declared)]), Buffer.concat([prefix, Buffer.alloc(10)])]) {
+      for (const token of [undefined, await minter.mint({ audience: workloadSpiffeId("ticket-service"), method: PATH })]) {
+        const a = await request(session, grpcHeaders(token ? { authorization: `Bearer ${token}` } : {}), body);
+        expect({ bytes: body.length, token: token !== undefined, ...a }).toMatchObject({
+          bytes: body.length,
+          token: token !== undefined,
+          status: 200,
+          grpcStatus: "8",
+          grpcMessage: "request too large",
+        });
+      }
+    }
+    expect(handled).toBe(before);
+    // At the limit is fine: a well-formed small call after the refusals on the same connection is still answered.
+    const ok = await request(session, grpcHeaders());
+    expect(ok).toMatchObject({ status: 200, grpcStatus: "16", grpcMessage: "unauthenticated" });
+  });
+
   it("checkGrpcRequest admits a valid request and refuses each defect (unit)", () => {
     const ok = { ":method": "POST", ":path": PATH, "content-type": "application/grpc", "grpc-timeout": "99999999n" };
     expect(checkGrpcRequest({ ...ok }, [":method", "POST", "content-type", "application/grpc", "x-bin-bin", "\u00ff"])).toBeUndefined();
