@@ -33,7 +33,7 @@ if (mode === "full") {
   if (mode === "bare-grpc-js") {
     const grpcServer = new grpc.Server();
     registerGrpcRoutes(grpcServer, routes, shutdown.signal, report);
-    listener = await listenGrpc({ grpcServer, material, host: "127.0.0.1", port: 0, logger });
+    listener = await listenGrpc({ grpcServer, material, host: "127.0.0.1", port: 0, logger, methods: new Set(routes.map((r) => r.contract.path)) });
     stop = async () => {
       await listener.close(100);
       grpcServer.forceShutdown();

@@ -256,6 +256,19 @@ function guardProtocolErrors(res: UniversalServerResponse, values: ContextValues
   return res;
 }
 
+/** Longest delay a Node timer holds (2^31 - 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A valid `connect-timeout-ms` (up to 10 digits) longer than a Node timer can
+ * hold would fire connect-node's deadline timer after 1 ms (Node's overflow
+ * rule) and fail the call at once: it is lowered to the longest one it can.
+ */
+function capTimeout(headers: http.IncomingHttpHeaders): void {
+  const timeout = headers["connect-timeout-ms"];
+  if (typeof timeout === "string" && Number(timeout) > MAX_TIMER_MS) headers["connect-timeout-ms"] = String(MAX_TIMER_MS);
+}
+
 /** A Node request handler for http/https/http2 servers. */
 export function createConnectHandler(routes: readonly Route[], report: ErrorReporter, options: ConnectAdapterOptions = {}) {
   const impls = implFor(routes, report);
@@ -278,6 +291,7 @@ export function createConnectHandler(routes: readonly Route[], report: ErrorRepo
       (res as http.ServerResponse).writeHead(404).end();
       return;
     }
+    capTimeout(req.headers);
     const values = createContextValues().set(peerKey, peerOf(req)).set(rawAuthorizationKey, rawAuthorization(req.rawHeaders));
     handler(universalRequestFromNodeRequest(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, undefined, values))
       .then((uRes) => guardProtocolErrors(uRes, values))

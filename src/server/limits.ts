@@ -12,7 +12,7 @@ export interface ListenerLimits {
   readonly maxConcurrentStreams: number;
   /** HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE: largest header block accepted (and, on the Connect port, sent). */
   readonly maxHeaderListSize: number;
-  /** Connect port: a stream with no frames in either direction for this long is reset. */
+  /** Connect port: a stream with no frames in either direction for this long is reset; gRPC port: the same, until its request is complete. */
   readonly streamIdleTimeoutMs: number;
 }
 

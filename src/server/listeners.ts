@@ -84,11 +84,15 @@ export async function listenGrpc(opts: {
   host: string;
   port: number;
   logger: Logger;
+  /** Paths of the methods grpcServer serves ("/pkg.Service/Method"); any other is refused by the guard. */
+  methods: ReadonlySet<string>;
+  /** grpcServer's grpc.max_receive_message_length: a longer message is refused by the guard. */
+  maxMessageBytes?: number;
   limits?: ListenerLimits;
 }): Promise<Listener> {
   const limits = opts.limits ?? DEFAULT_LISTENER_LIMITS;
   const { injector, http2Server, grpcStreamListener } = injectWithStreamGuard(opts.grpcServer);
-  guardGrpcStreams(http2Server, grpcStreamListener, opts.logger);
+  guardGrpcStreams(http2Server, grpcStreamListener, opts.logger, opts.methods, limits.streamIdleTimeoutMs, opts.maxMessageBytes ?? Infinity);
   // grpc-js has no option for it (grpc.max_metadata_size is not read by grpc-js): set it on its HTTP/2 server.
   http2Server.updateSettings({ maxHeaderListSize: limits.maxHeaderListSize });
   const server = tls.createServer(mtlsServerOptions(opts.material.current(), ["h2"], limits.handshakeTimeoutMs));

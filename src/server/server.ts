@@ -69,6 +69,9 @@ export interface RpcServer {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** Largest request message (the gRPC default). */
+const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
+
 export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const material = options.identity;
   const self = material.current().workload;
@@ -107,12 +110,15 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       grpcServer = new grpc.Server({
         "grpc.max_connection_age_ms": maxConnectionAgeMs,
         "grpc.max_connection_age_grace_ms": 30_000,
-        "grpc.max_receive_message_length": 4 * 1024 * 1024,
+        "grpc.max_receive_message_length": MAX_RECEIVE_MESSAGE_BYTES,
         "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
         interceptors: [grpcStatusGuard],
       });
       registerGrpcRoutes(grpcServer, routes, shutdown.signal, report);
-      listeners.push(await listenGrpc({ grpcServer, material, host: bind, port: options.port, logger, limits }));
+      const methods = new Set(routes.map((r) => r.contract.path));
+      listeners.push(
+        await listenGrpc({ grpcServer, material, host: bind, port: options.port, logger, methods, maxMessageBytes: MAX_RECEIVE_MESSAGE_BYTES, limits }),
+      );
     } else {
       const handler = createConnectHandler(routes, report, { grpc: true, authenticator, onRejected, shutdownSignal: shutdown.signal });
       listeners.push(await listenConnect({ handler, material, host: bind, port: options.port, logger, maxConnectionAgeMs, limits }));

@@ -180,13 +180,13 @@ function request(s: http2.ClientHttp2Session, kind: Kind, headers: http2.Outgoin
 }
 
 /** Mostly honest gRPC framing; sometimes a wrong length or a compressed flag with no encoding. */
-function grpcFrame(message: Buffer, r: ReturnType<typeof prng>): { bytes: Buffer; broken: boolean } {
+function grpcFrame(message: Buffer, r: ReturnType<typeof prng>): { bytes: Buffer; broken: boolean; compressed?: boolean } {
   const head = Buffer.alloc(5);
   const compressed = r.chance(0.05);
   const wrongLength = r.chance(0.05);
   head.writeUInt8(compressed ? 1 : 0, 0);
   head.writeUInt32BE(wrongLength ? message.length + 1 + r.int(10) : message.length, 1);
-  return { bytes: Buffer.concat([head, message]), broken: compressed || wrongLength };
+  return { bytes: Buffer.concat([head, message]), broken: compressed || wrongLength, compressed };
 }
 
 function randomBody(r: ReturnType<typeof prng>): Buffer {
@@ -258,6 +258,9 @@ async function fuzzPort(kind: Kind, seed: number, count: number): Promise<string
           headers.authorization = r.pick(["Bearer ", "Bearer a.b.c", `Bearer ${r.bytes(30).toString("base64url")}`, "Basic Zm9vOmJhcg=="]);
         }
         const framed = kind === "grpc" ? grpcFrame(body, r) : { bytes: body, broken: false };
+        // Only identity gets past the header checks, so a set compressed flag is the guard's INVALID_ARGUMENT,
+        // from the message prefix alone, before authentication or any decoding (malformed input is never INTERNAL).
+        if (framed.compressed && generated.refusal === undefined) generated.refusal = Code.InvalidArgument;
         let a: Answer;
         try {
           a = await request(s, kind, headers, framed.bytes);

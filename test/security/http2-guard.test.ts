@@ -320,6 +320,34 @@ describe("gRPC port: the request guard in front of grpc-js", () => {
     expect(handled).toBe(before);
   });
 
+  // After the tests that read the guard's log: it is rate-limited (20 lines per 10 s) and these refusals use it up.
+  it("a message longer than the receive limit -> RESOURCE_EXHAUSTED with a generic message, never the sizes; handler never runs", async () => {
+    // grpc-js answered it itself, below every interceptor: "Received message larger than max (<declared> vs 4194304)".
+    const w = payment.current().workload;
+    const minter = createCallTokenMinter({ identity: w.spiffeId, key: w.jwt.current });
+    const session = await connect(server.port);
+    const before = handled;
+    const declared = 4 * 1024 * 1024 + 1;
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(declared, 1);
+    for (const body of [Buffer.concat([prefix, Buffer.alloc(declared)]), Buffer.concat([prefix, Buffer.alloc(10)])]) {
+      for (const token of [undefined, await minter.mint({ audience: workloadSpiffeId("ticket-service"), method: PATH })]) {
+        const a = await request(session, grpcHeaders(token ? { authorization: `Bearer ${token}` } : {}), body);
+        expect({ bytes: body.length, token: token !== undefined, ...a }).toMatchObject({
+          bytes: body.length,
+          token: token !== undefined,
+          status: 200,
+          grpcStatus: "8",
+          grpcMessage: "request too large",
+        });
+      }
+    }
+    expect(handled).toBe(before);
+    // At the limit is fine: a well-formed small call after the refusals on the same connection is still answered.
+    const ok = await request(session, grpcHeaders());
+    expect(ok).toMatchObject({ status: 200, grpcStatus: "16", grpcMessage: "unauthenticated" });
+  });
+
   it("checkGrpcRequest admits a valid request and refuses each defect (unit)", () => {
     const ok = { ":method": "POST", ":path": PATH, "content-type": "application/grpc", "grpc-timeout": "99999999n" };
     expect(checkGrpcRequest({ ...ok }, [":method", "POST", "content-type", "application/grpc", "x-bin-bin", "\u00ff"])).toBeUndefined();
@@ -454,6 +482,35 @@ describe("HTTP/2 bounds on both ports", () => {
     const code = await new Promise<number>((r) => req.on("close", () => r(req.rstCode)));
     expect({ status, code }).toEqual({ status: 401, code: http2.constants.NGHTTP2_NO_ERROR });
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it("gRPC port: a stream whose request never finishes is reset after the idle timeout, with or without a token", async () => {
+    // grpc-js runs no handler (so no authentication) before a unary message has fully arrived: it used to wait for ever.
+    const w = payment.current().workload;
+    const minter = createCallTokenMinter({ identity: w.spiffeId, key: w.jwt.current });
+    const session = await connect(server.port);
+    for (const token of [undefined, await minter.mint({ audience: workloadSpiffeId("ticket-service"), method: PATH })]) {
+      const req = session.request(grpcHeaders(token ? { authorization: `Bearer ${token}` } : {}), { endStream: false });
+      req.on("error", () => {});
+      req.on("data", () => {});
+      req.write(BODY.subarray(0, BODY.length - 2));
+      const started = Date.now();
+      const code = await new Promise<number>((r) => req.on("close", () => r(req.rstCode)));
+      expect({ token: token !== undefined, code }).toEqual({ token: token !== undefined, code: http2.constants.NGHTTP2_CANCEL });
+      expect(Date.now() - started).toBeLessThan(5000);
+    }
+  });
+
+  it("gRPC port: once its request is complete, a quiet stream is not reset (Health Watch runs to its deadline)", async () => {
+    const w = payment.current().workload;
+    const watch = "/grpc.health.v1.Health/Watch";
+    const token = await createCallTokenMinter({ identity: w.spiffeId, key: w.jwt.current }).mint({ audience: workloadSpiffeId("ticket-service"), method: watch });
+    const session = await connect(server.port);
+    const started = Date.now();
+    // 1.5 s of silence after the first status: five times the idle timeout.
+    const a = await request(session, grpcHeaders({ ":path": watch, authorization: `Bearer ${token}`, "grpc-timeout": "1500m" }), Buffer.alloc(5));
+    expect(a).toMatchObject({ status: 200, grpcStatus: "4", rstCode: undefined });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
   });
 
 });
