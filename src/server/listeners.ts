@@ -7,6 +7,7 @@
  */
 import * as http2 from "node:http2";
 import * as tls from "node:tls";
+import * as net from "node:net";
 import type { AddressInfo, Server as NetServer } from "node:net";
 import type * as grpc from "@grpc/grpc-js";
 import type { MaterialSource } from "../identity/material.ts";
@@ -48,12 +49,27 @@ function reloadOnChange(server: tls.Server, material: MaterialSource, logger: Lo
  */
 function closeFailedHandshakes(server: tls.Server, logger: Logger): void {
   const warn = throttledWarn(logger, "TLS handshake rejected");
+  // Node destroys a refused TLS socket before 'tlsClientError', and with it the address; the TCP
+  // socket underneath keeps it once asked (Node caches the peer name), so ask on accept.
+  server.on("connection", (raw: net.Socket) => void raw.remoteAddress);
   server.on("tlsClientError", (err, socket) => {
     // Node verifies the chain after OpenSSL's handshake and then just closes; the reason is on the socket.
     const reason = socket.authorizationError ? String(socket.authorizationError) : err.message;
-    warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason });
+    warn({ peer: handshakePeer(socket), reason });
     socket.destroy();
   });
+}
+
+/**
+ * "ip:port" of a TLS socket, also after Node destroyed it. The TCP socket it
+ * wraps is `_parent`, not public API: it is read for this log line only, and
+ * if Node renames it the line says "unknown", nothing else changes.
+ */
+function handshakePeer(socket: tls.TLSSocket): string {
+  const raw = (socket as unknown as { _parent?: unknown })._parent;
+  const address = socket.remoteAddress ?? (raw instanceof net.Socket ? raw.remoteAddress : undefined);
+  const port = socket.remotePort ?? (raw instanceof net.Socket ? raw.remotePort : undefined);
+  return address === undefined ? "unknown" : `${address}:${port}`;
 }
 
 /** At most maxConnections TCP connections per listener; Node closes further ones on accept. */

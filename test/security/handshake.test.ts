@@ -135,7 +135,7 @@ describe("the TLS handshake refuses unauthenticated peers on both ports", () => 
       expect({ name, ...p }).toMatchObject({ name, appBytes: 0, closedByServer: true });
       expect(p.error, name).toMatch(/alert certificate required/);
       await until(() => /peer did not return a certificate/.test(logLines.slice(mark).join("")));
-      expect(logLines.slice(mark).join(""), name).toMatch(/"reason":"[^"]*peer did not return a certificate[^"]*","msg":"TLS handshake rejected"/);
+      expect(logLines.slice(mark).join(""), name).toMatch(/"peer":"127\.0\.0\.1:\d+","reason":"[^"]*peer did not return a certificate[^"]*","msg":"TLS handshake rejected"/);
     }
   });
 
@@ -153,7 +153,7 @@ describe("the TLS handshake refuses unauthenticated peers on both ports", () => 
         const p = await probe(port, leaves.get(kind));
         expect({ name, appBytes: p.appBytes, closedByServer: p.closedByServer }).toEqual({ name, appBytes: 0, closedByServer: true });
         await until(() => logReason.test(logLines.slice(mark).join("")));
-        expect(logLines.slice(mark).join(""), name).toMatch(new RegExp(`"reason":"(${logReason.source})","msg":"TLS handshake rejected"`));
+        expect(logLines.slice(mark).join(""), name).toMatch(new RegExp(`"peer":"127\\.0\\.0\\.1:\\d+","reason":"(${logReason.source})","msg":"TLS handshake rejected"`));
       }
       expect(handled).toBe(handledBefore);
     });
