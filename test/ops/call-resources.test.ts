@@ -31,6 +31,7 @@ import { CallLifetime } from "../../src/server/call-lifetime.ts";
 import { implement } from "../../src/server/routes.ts";
 import { createServer, type RpcServer } from "../../src/server/server.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
+import { mtlsSession } from "../support/connect-raw.ts";
 
 const TENANT = "tenant-resources";
 const USER = "user-resources";
@@ -116,13 +117,7 @@ type PortKind = "grpc" | "connect";
 
 function session(kind: PortKind): http2.ClientHttp2Session {
   const w = payment.current().workload;
-  const s = http2.connect(`https://127.0.0.1:${kind === "grpc" ? server.port : server.connectPort}`, {
-    ca: caPem,
-    cert: w.certPem,
-    key: w.keyPem,
-    checkServerIdentity: () => undefined,
-  });
-  s.on("error", () => {});
+  const s = mtlsSession({ port: kind === "grpc" ? server.port : server.connectPort!, ca: caPem, cert: w.certPem, key: w.keyPem });
   sessions.push(s);
   return s;
 }

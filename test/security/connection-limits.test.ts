@@ -19,17 +19,9 @@ import { DEFAULT_LISTENER_LIMITS, listenerLimits } from "../../src/server/limits
 import type { MaterialSource } from "../../src/identity/material.ts";
 import { pkiPaths } from "../../src/identity/pki.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
+import { captureLogs } from "../support/log-capture.ts";
 
-const logLines: string[] = [];
-const logger = pino(
-  { level: "info" },
-  new Writable({
-    write(chunk: Buffer | string, _enc, cb) {
-      logLines.push(chunk.toString());
-      cb();
-    },
-  }),
-);
+const { logger, lines: logLines } = captureLogs();
 const countSince = (mark: number, msg: string) => logLines.slice(mark).filter((l) => l.includes(`"msg":"${msg}"`)).length;
 
 let pki: TestPki;

@@ -12,10 +12,7 @@
  */
 import { readFileSync } from "node:fs";
 import * as http2 from "node:http2";
-import * as tls from "node:tls";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pino } from "pino";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { GetTicketStatusRequestSchema, TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
@@ -26,18 +23,10 @@ import { pkiPaths } from "../../src/identity/pki.ts";
 import { createCallTokenMinter } from "../../src/auth/call-token.ts";
 import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
-import { connectH2 } from "../support/connect-raw.ts";
+import { captureLogs } from "../support/log-capture.ts";
+import { connectH2, mtlsSessionReady } from "../support/connect-raw.ts";
 
-const logLines: string[] = [];
-const logger = pino(
-  { level: "info" },
-  new Writable({
-    write(chunk: Buffer | string, _enc, cb) {
-      logLines.push(chunk.toString());
-      cb();
-    },
-  }),
-);
+const { logger, lines: logLines } = captureLogs();
 
 const PATH = TicketServiceContract.methods.getTicketStatus.path;
 const TENANT = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
@@ -91,18 +80,11 @@ afterAll(async () => {
   pki?.cleanup();
 });
 
-function connect(port: number): Promise<http2.ClientHttp2Session> {
+async function connect(port: number): Promise<http2.ClientHttp2Session> {
   const w = payment.current().workload;
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`https://127.0.0.1:${port}`, {
-      createConnection: () =>
-        tls.connect({ host: "127.0.0.1", port, ca: caPem, cert: w.certPem, key: w.keyPem, ALPNProtocols: ["h2"], checkServerIdentity: () => undefined }),
-    });
-    sessions.push(session);
-    session.on("error", () => {});
-    session.once("remoteSettings", () => resolve(session));
-    session.once("close", () => reject(new Error("session closed before SETTINGS")));
-  });
+  const session = await mtlsSessionReady({ port, ca: caPem, cert: w.certPem, key: w.keyPem });
+  sessions.push(session);
+  return session;
 }
 
 function grpcCall(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders): Promise<{ grpcStatus?: string; grpcMessage?: string }> {

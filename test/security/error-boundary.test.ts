@@ -13,11 +13,9 @@
  * the gRPC port, and a raw Connect request on the Connect port.
  */
 import { readFileSync } from "node:fs";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { pino } from "pino";
 import { createCallTokenMinter } from "../../src/auth/call-token.ts";
 import { closeClient, createServiceClient } from "../../src/client/service-client.ts";
 import { Health } from "../../src/gen/grpc/health/v1/health_pb.ts";
@@ -34,21 +32,13 @@ import { markDownstream } from "../../src/wire/downstream.ts";
 import { ResilienceRegistry } from "../../src/resilience/registry.ts";
 import { connectH2 } from "../support/connect-raw.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
+import { captureLogs } from "../support/log-capture.ts";
 
 const TENANT = "tenant-boundary";
 const SECRET_TRAILER = "x-order-internal";
 const SECRET_TEXT = "order-db-7 refused: row lock held by txn 4411";
 
-const logLines: string[] = [];
-const logger = pino(
-  { level: "info" },
-  new Writable({
-    write(chunk: Buffer | string, _enc, cb) {
-      logLines.push(chunk.toString());
-      cb();
-    },
-  }),
-);
+const { logger, lines: logLines } = captureLogs();
 
 let pki: TestPki;
 let order: RpcServer;

@@ -26,6 +26,7 @@ import { silentLogger } from "../../src/observability/logger.ts";
 import { implement } from "../../src/server/routes.ts";
 import { createServer, type RpcServer } from "../../src/server/server.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
+import { mtlsSession } from "../support/connect-raw.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x7e11c0de);
 const TENANT = "tenant-fuzz";
@@ -102,13 +103,7 @@ type Kind = "grpc" | "connect";
 
 function open(kind: Kind): http2.ClientHttp2Session {
   const w = payment.current().workload;
-  const s = http2.connect(`https://127.0.0.1:${kind === "grpc" ? server.port : server.connectPort}`, {
-    ca: caPem,
-    cert: w.certPem,
-    key: w.keyPem,
-    checkServerIdentity: () => undefined,
-  });
-  s.on("error", () => {});
+  const s = mtlsSession({ port: kind === "grpc" ? server.port : server.connectPort!, ca: caPem, cert: w.certPem, key: w.keyPem });
   sessions.push(s);
   return s;
 }

@@ -9,9 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import * as tls from "node:tls";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pino } from "pino";
 import { TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 import { TicketServiceContract, createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { createServer, type RpcServer } from "../../src/server/server.ts";
@@ -24,17 +22,9 @@ import { pkiPaths } from "../../src/identity/pki.ts";
 import * as x509 from "../../src/identity/x509.ts";
 import { HANDSHAKE_REFUSED_KINDS, issueTestLeaf } from "../support/test-certs.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
+import { captureLogs } from "../support/log-capture.ts";
 
-const logLines: string[] = [];
-const logger = pino(
-  { level: "info" },
-  new Writable({
-    write(chunk: Buffer | string, _enc, cb) {
-      logLines.push(chunk.toString());
-      cb();
-    },
-  }),
-);
+const { logger, lines: logLines } = captureLogs();
 
 let pki: TestPki;
 let caPem: string;

@@ -7,11 +7,8 @@
  */
 import { readFileSync } from "node:fs";
 import * as http2 from "node:http2";
-import * as tls from "node:tls";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
-import { pino } from "pino";
 import { toBinary, create } from "@bufbuild/protobuf";
 import { GetTicketStatusRequestSchema, TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
@@ -25,17 +22,10 @@ import { createTestPki, type TestPki } from "../support/pki.ts";
 import { createCallTokenMinter } from "../../src/auth/call-token.ts";
 import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
 import { rawGrpcUnary, rawOpenStreams } from "../support/adversarial-h2.ts";
+import { captureLogs } from "../support/log-capture.ts";
+import { mtlsSessionReady } from "../support/connect-raw.ts";
 
-const logLines: string[] = [];
-const logger = pino(
-  { level: "info" },
-  new Writable({
-    write(chunk: Buffer | string, _enc, cb) {
-      logLines.push(chunk.toString());
-      cb();
-    },
-  }),
-);
+const { logger, lines: logLines } = captureLogs();
 const logSince = (mark: number) => logLines.slice(mark).join("");
 
 /** What grpc-js prints (its logger writes to stderr by default): captured so a test can prove a token never got there. */
@@ -86,18 +76,11 @@ afterAll(async () => {
   pki?.cleanup();
 });
 
-function connect(port: number): Promise<http2.ClientHttp2Session> {
+async function connect(port: number): Promise<http2.ClientHttp2Session> {
   const w = payment.current().workload;
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`https://127.0.0.1:${port}`, {
-      createConnection: () =>
-        tls.connect({ host: "127.0.0.1", port, ca: caPem, cert: w.certPem, key: w.keyPem, ALPNProtocols: ["h2"], checkServerIdentity: () => undefined }),
-    });
-    sessions.push(session);
-    session.on("error", () => {});
-    session.once("remoteSettings", () => resolve(session));
-    session.once("close", () => reject(new Error("session closed before SETTINGS")));
-  });
+  const session = await mtlsSessionReady({ port, ca: caPem, cert: w.certPem, key: w.keyPem });
+  sessions.push(session);
+  return session;
 }
 
 interface Answer {

@@ -11,12 +11,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
-import { pino } from "pino";
 import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { EventServiceContract } from "../../src/gen/tickettoken/event/v1/event_service_rpc.ts";
 import {
@@ -46,21 +44,13 @@ import {
 import { rawGrpcUnary } from "../support/adversarial-h2.ts";
 import { connectH1, connectH2, type ConnectRequest } from "../support/connect-raw.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
+import { captureLogs } from "../support/log-capture.ts";
 
 const DEADLINE_MS = 5000;
 type Port = "grpc" | "connect-h2" | "connect-h1";
 const PORTS: readonly Port[] = ["grpc", "connect-h2", "connect-h1"];
 
-const logLines: string[] = [];
-const logger = pino(
-  { level: "info" },
-  new Writable({
-    write(chunk: Buffer | string, _enc, cb) {
-      logLines.push(chunk.toString());
-      cb();
-    },
-  }),
-);
+const { logger, lines: logLines } = captureLogs();
 const reasonsSince = (mark: number) =>
   logLines
     .slice(mark)

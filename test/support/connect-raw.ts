@@ -45,8 +45,8 @@ function outcome(status: number, headers: ConnectOutcome["headers"], body: Buffe
   }
 }
 
-/** One HTTP/2 connection for many calls (close() it). */
-export function connectH2(peer: MtlsPeer) {
+/** An HTTP/2 session over mTLS to 127.0.0.1 (session errors ignored: tests read each stream's outcome). */
+export function mtlsSession(peer: MtlsPeer): http2.ClientHttp2Session {
   const session = http2.connect(`https://127.0.0.1:${peer.port}`, {
     ca: peer.ca,
     cert: peer.cert,
@@ -54,6 +54,21 @@ export function connectH2(peer: MtlsPeer) {
     checkServerIdentity: () => undefined,
   });
   session.on("error", () => {});
+  return session;
+}
+
+/** The same, once the server's SETTINGS arrived: the server accepted the connection. */
+export function mtlsSessionReady(peer: MtlsPeer): Promise<http2.ClientHttp2Session> {
+  const session = mtlsSession(peer);
+  return new Promise((resolve, reject) => {
+    session.once("remoteSettings", () => resolve(session));
+    session.once("close", () => reject(new Error("session closed before SETTINGS")));
+  });
+}
+
+/** One HTTP/2 connection for many calls (close() it). */
+export function connectH2(peer: MtlsPeer) {
+  const session = mtlsSession(peer);
   return {
     session,
     call(req: ConnectRequest): Promise<ConnectOutcome> {
