@@ -3,8 +3,9 @@
  * off: authentication (peer certificate -> per-call JWT -> context token,
  * from headers alone, before any body is decoded) -> decoding -> authorization
  * from the contract -> tenant check; then the verified context is bound for
- * the handler and for the calls it makes. Failures are UNAUTHENTICATED or
- * PERMISSION_DENIED with a generic message; the reason goes to the log.
+ * the handler and for the calls it makes. Failures are UNAUTHENTICATED,
+ * PERMISSION_DENIED, or RESOURCE_EXHAUSTED for a peer over its replay-cache
+ * quota, with a generic message; the reason goes to the log.
  */
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
