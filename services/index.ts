@@ -1,17 +1,23 @@
 /**
- * The platform services' RPC implementations, by workload name. The mesh
- * serves every contract; a service listed here answers with its handlers
- * (in-memory stores seeded with demo data), the others answer UNIMPLEMENTED
- * until their implementation lands.
+ * The platform services' RPC implementations, by workload name. Each module
+ * brings its schema (migrations), its demo data and its handlers; the host
+ * process (tt-rpc serve, the mesh, a test) gives it a database and identity.
+ * Contracts without a module here answer UNIMPLEMENTED until theirs lands.
  */
 import type { ServiceRegistration } from "../src/server/routes.ts";
 import type { ServiceName } from "../src/identity/workloads.ts";
+import type { ServiceModule } from "./shared/runtime.ts";
+import { venueModule } from "./venue/index.ts";
 import { ticketService } from "./ticket/handlers.ts";
 import { createMemoryTicketStore } from "./ticket/store.ts";
 import { demoTickets } from "./ticket/seed.ts";
 
-export type ServiceFactory = () => ServiceRegistration;
+export const serviceModules: Partial<Record<ServiceName, ServiceModule>> = {
+  "venue-service": venueModule,
+};
 
+/** Legacy in-memory implementations, until their module lands. */
+export type ServiceFactory = () => ServiceRegistration;
 export const implementations: Partial<Record<ServiceName, ServiceFactory>> = {
   "ticket-service": () => ticketService(createMemoryTicketStore(demoTickets())),
 };
