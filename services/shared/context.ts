@@ -6,6 +6,7 @@
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { callContext, type VerifiedCallContext } from "../../src/auth/call-context.ts";
+import { IDEMPOTENCY_KEY_HEADER } from "../../src/observability/headers.ts";
 
 /** The verified tenant; PERMISSION_DENIED when the call carries no context token. */
 export function tenantOf(ctx: HandlerContext): string {
@@ -21,4 +22,15 @@ export function userOf(ctx: HandlerContext): string | undefined {
 
 export function callerOf(ctx: HandlerContext): VerifiedCallContext["caller"] {
   return callContext(ctx).caller;
+}
+
+/**
+ * The call's idempotency key (every attempt of one logical call carries the
+ * same one). Mutating handlers store it with the row they write, under a
+ * unique index, so a retry after a crash finds the first attempt's row
+ * instead of writing a second one: the framework's dedupe store answers
+ * repeats while the process lives, the row makes it hold across restarts.
+ */
+export function idempotencyKeyOf(ctx: HandlerContext): string | undefined {
+  return ctx.requestHeader.get(IDEMPOTENCY_KEY_HEADER) ?? undefined;
 }

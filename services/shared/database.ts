@@ -84,6 +84,8 @@ export function transaction<T>(db: Database, fn: () => T): T {
   db.exec("BEGIN IMMEDIATE");
   try {
     const result = fn();
+    // One connection serves every handler: a transaction held across an await would swallow other calls' writes.
+    if (result instanceof Promise) throw new Error("transaction(): fn must be synchronous (never hold a transaction across an await)");
     db.exec("COMMIT");
     return result;
   } catch (err) {
