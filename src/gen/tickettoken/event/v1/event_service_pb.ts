@@ -26,7 +26,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tickettoken/event/v1/event_service.proto.
  */
 export const file_tickettoken_event_v1_event_service: GenFile = /*@__PURE__*/
-  fileDesc("Cih0aWNrZXR0b2tlbi9ldmVudC92MS9ldmVudF9zZXJ2aWNlLnByb3RvEhR0aWNrZXR0b2tlbi5ldmVudC52MSL6BQoFRXZlbnQSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEwoLZGVzY3JpcHRpb24YBCABKAkSGQoRc2hvcnRfZGVzY3JpcHRpb24YBSABKAkSEAoIdmVudWVfaWQYBiABKAkSFwoPdmVudWVfbGF5b3V0X2lkGAcgASgJEhIKCmV2ZW50X3R5cGUYCCABKAkSMQoGc3RhdHVzGAkgASgOMiEudGlja2V0dG9rZW4uZXZlbnQudjEuRXZlbnRTdGF0dXMSEgoKdmlzaWJpbGl0eRgKIAEoCRItCglzdGFydHNfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB2VuZHNfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmRvb3JzX29wZW4YDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRpbWV6b25lGA4gASgJEhAKCGNhcGFjaXR5GA8gASgFEhIKCmlzX3ZpcnR1YWwYECABKAgSEQoJaXNfaHlicmlkGBEgASgIEhEKCWV2ZW50X3BkYRgSIAEoCRIVCg1hcnRpc3Rfd2FsbGV0GBMgASgJEhkKEWFydGlzdF9wZXJjZW50YWdlGBQgASgBEhgKEHZlbnVlX3BlcmNlbnRhZ2UYFSABKAESEgoKcmVzYWxlYWJsZRgWIAEoCBIbChNjYW5jZWxsYXRpb25fcG9saWN5GBcgASgJEhUKDXJlZnVuZF9wb2xpY3kYGCABKAkSLgoKY3JlYXRlZF9hdBgZIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgaIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMcHVibGlzaGVkX2F0GBsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI8Cg9HZXRFdmVudFJlcXVlc3QSFwoJdGVuYW50X2lkGAEgASgJQgTI8xgBEhAKCGV2ZW50X2lkGAIgASgJIj4KEEdldEV2ZW50UmVzcG9uc2USKgoFZXZlbnQYASABKAsyGy50aWNrZXR0b2tlbi5ldmVudC52MS5FdmVudCI/ChJHZXRFdmVudFBkYVJlcXVlc3QSFwoJdGVuYW50X2lkGAEgASgJQgTI8xgBEhAKCGV2ZW50X2lkGAIgASgJIu0BChNHZXRFdmVudFBkYVJlc3BvbnNlEhAKCGV2ZW50X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEjEKBnN0YXR1cxgEIAEoDjIhLnRpY2tldHRva2VuLmV2ZW50LnYxLkV2ZW50U3RhdHVzEhAKCHZlbnVlX2lkGAUgASgJEj8KCmJsb2NrY2hhaW4YBiABKAsyKy50aWNrZXR0b2tlbi5ldmVudC52MS5FdmVudEJsb2NrY2hhaW5Db25maWcSHQoVaGFzX2Jsb2NrY2hhaW5fY29uZmlnGAcgASgIIoICChVFdmVudEJsb2NrY2hhaW5Db25maWcSEQoJZXZlbnRfcGRhGAEgASgJEhsKE21lcmtsZV90cmVlX2FkZHJlc3MYAiABKAkSFwoPY29sbGVjdGlvbl9taW50GAMgASgJEhUKDWFydGlzdF93YWxsZXQYBCABKAkSGQoRYXJ0aXN0X3BlcmNlbnRhZ2UYBSABKAESGAoQdmVudWVfcGVyY2VudGFnZRgGIAEoARIbChNwbGF0Zm9ybV9wZXJjZW50YWdlGAcgASgBEhIKCnJlc2FsZWFibGUYCCABKAgSIwobbWF4X3Jlc2FsZV9wcmljZV9wZXJjZW50YWdlGAkgASgBIkUKGEdldEV2ZW50U2NhblN0YXRzUmVxdWVzdBIXCgl0ZW5hbnRfaWQYASABKAlCBMjzGAESEAoIZXZlbnRfaWQYAiABKAki8gEKGUdldEV2ZW50U2NhblN0YXRzUmVzcG9uc2USKgoFZXZlbnQYASABKAsyGy50aWNrZXR0b2tlbi5ldmVudC52MS5FdmVudBI8Cgx0aWNrZXRfc3RhdHMYAiABKAsyJi50aWNrZXR0b2tlbi5ldmVudC52MS5FdmVudFRpY2tldFN0YXRzEjgKB21ldHJpY3MYAyABKAsyJy50aWNrZXR0b2tlbi5ldmVudC52MS5FdmVudEVudHJ5TWV0cmljcxIxCgZ0aW1pbmcYBCABKAsyIS50aWNrZXR0b2tlbi5ldmVudC52MS5FdmVudFRpbWluZyLgAQoQRXZlbnRUaWNrZXRTdGF0cxIVCg10b3RhbF90aWNrZXRzGAEgASgFEhQKDHNvbGRfdGlja2V0cxgCIAEoBRIUCgx1c2VkX3RpY2tldHMYAyABKAUSGwoTdHJhbnNmZXJyZWRfdGlja2V0cxgEIAEoBRIZChFjYW5jZWxsZWRfdGlja2V0cxgFIAEoBRIZChF2YWxpZGF0ZWRfdGlja2V0cxgGIAEoBRI2ChJsYXN0X3ZhbGlkYXRpb25fYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIo0BChFFdmVudEVudHJ5TWV0cmljcxIaChJlbnRyeV9yYXRlX3BlcmNlbnQYASABKAUSJAocY2FwYWNpdHlfdXRpbGl6YXRpb25fcGVyY2VudBgCIAEoBRIfChJhdmFpbGFibGVfY2FwYWNpdHkYAyABKAVIAIgBAUIVChNfYXZhaWxhYmxlX2NhcGFjaXR5Is8BCgtFdmVudFRpbWluZxITCgtpc191cGNvbWluZxgBIAEoCBISCgppc19vbmdvaW5nGAIgASgIEg8KB2lzX3Bhc3QYAyABKAgSFgoOZG9vcnNfYXJlX29wZW4YBCABKAgSIAoTbWludXRlc191bnRpbF9zdGFydBgFIAEoBUgAiAEBEh4KEW1pbnV0ZXNfc2luY2VfZW5kGAYgASgFSAGIAQFCFgoUX21pbnV0ZXNfdW50aWxfc3RhcnRCFAoSX21pbnV0ZXNfc2luY2VfZW5kKoYCCgtFdmVudFN0YXR1cxIcChhFVkVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJFVkVOVF9TVEFUVVNfRFJBRlQQARIaChZFVkVOVF9TVEFUVVNfUFVCTElTSEVEEAISGAoURVZFTlRfU1RBVFVTX09OX1NBTEUQAxIZChVFVkVOVF9TVEFUVVNfU09MRF9PVVQQBBIcChhFVkVOVF9TVEFUVVNfSU5fUFJPR1JFU1MQBRIaChZFVkVOVF9TVEFUVVNfQ09NUExFVEVEEAYSGgoWRVZFTlRfU1RBVFVTX0NBTkNFTExFRBAHEhoKFkVWRU5UX1NUQVRVU19QT1NUUE9ORUQQCDKGBgoMRXZlbnRTZXJ2aWNlEuYBCghHZXRFdmVudBIlLnRpY2tldHRva2VuLmV2ZW50LnYxLkdldEV2ZW50UmVxdWVzdBomLnRpY2tldHRva2VuLmV2ZW50LnYxLkdldEV2ZW50UmVzcG9uc2UiigGQAgHK8xiCAQoPbWludGluZy1zZXJ2aWNlCg9wYXltZW50LXNlcnZpY2UKEHNjYW5uaW5nLXNlcnZpY2UKDGF1dGgtc2VydmljZQoNdmVudWUtc2VydmljZQoOdGlja2V0LXNlcnZpY2UKDW9yZGVyLXNlcnZpY2UKA29wcxILZXZlbnRzOnJlYWQS7wEKC0dldEV2ZW50UGRhEigudGlja2V0dG9rZW4uZXZlbnQudjEuR2V0RXZlbnRQZGFSZXF1ZXN0GikudGlja2V0dG9rZW4uZXZlbnQudjEuR2V0RXZlbnRQZGFSZXNwb25zZSKKAZACAcrzGIIBCg9taW50aW5nLXNlcnZpY2UKD3BheW1lbnQtc2VydmljZQoQc2Nhbm5pbmctc2VydmljZQoMYXV0aC1zZXJ2aWNlCg12ZW51ZS1zZXJ2aWNlCg50aWNrZXQtc2VydmljZQoNb3JkZXItc2VydmljZQoDb3BzEgtldmVudHM6cmVhZBKBAgoRR2V0RXZlbnRTY2FuU3RhdHMSLi50aWNrZXR0b2tlbi5ldmVudC52MS5HZXRFdmVudFNjYW5TdGF0c1JlcXVlc3QaLy50aWNrZXR0b2tlbi5ldmVudC52MS5HZXRFdmVudFNjYW5TdGF0c1Jlc3BvbnNlIooBkAIByvMYggEKD21pbnRpbmctc2VydmljZQoPcGF5bWVudC1zZXJ2aWNlChBzY2FubmluZy1zZXJ2aWNlCgxhdXRoLXNlcnZpY2UKDXZlbnVlLXNlcnZpY2UKDnRpY2tldC1zZXJ2aWNlCg1vcmRlci1zZXJ2aWNlCgNvcHMSC2V2ZW50czpyZWFkGhfK8xgTCg1ldmVudC1zZXJ2aWNlENOGA2IGcHJvdG8z", [file_google_protobuf_timestamp, file_tickettoken_rpc_v1_options]);
+  fileDesc("Cih0aWNrZXR0b2tlbi9ldmVudC92MS9ldmVudF9zZXJ2aWNlLnByb3RvEhR0aWNrZXR0b2tlbi5ldmVudC52MSL6BQoFRXZlbnQSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEwoLZGVzY3JpcHRpb24YBCABKAkSGQoRc2hvcnRfZGVzY3JpcHRpb24YBSABKAkSEAoIdmVudWVfaWQYBiABKAkSFwoPdmVudWVfbGF5b3V0X2lkGAcgASgJEhIKCmV2ZW50X3R5cGUYCCABKAkSMQoGc3RhdHVzGAkgASgOMiEudGlja2V0dG9rZW4uZXZlbnQudjEuRXZlbnRTdGF0dXMSEgoKdmlzaWJpbGl0eRgKIAEoCRItCglzdGFydHNfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB2VuZHNfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmRvb3JzX29wZW4YDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRpbWV6b25lGA4gASgJEhAKCGNhcGFjaXR5GA8gASgFEhIKCmlzX3ZpcnR1YWwYECABKAgSEQoJaXNfaHlicmlkGBEgASgIEhEKCWV2ZW50X3BkYRgSIAEoCRIVCg1hcnRpc3Rfd2FsbGV0GBMgASgJEhkKEWFydGlzdF9wZXJjZW50YWdlGBQgASgBEhgKEHZlbnVlX3BlcmNlbnRhZ2UYFSABKAESEgoKcmVzYWxlYWJsZRgWIAEoCBIbChNjYW5jZWxsYXRpb25fcG9saWN5GBcgASgJEhUKDXJlZnVuZF9wb2xpY3kYGCABKAkSLgoKY3JlYXRlZF9hdBgZIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgaIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMcHVibGlzaGVkX2F0GBsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI8Cg9HZXRFdmVudFJlcXVlc3QSFwoJdGVuYW50X2lkGAEgASgJQgTI8xgBEhAKCGV2ZW50X2lkGAIgASgJIj4KEEdldEV2ZW50UmVzcG9uc2USKgoFZXZlbnQYASABKAsyGy50aWNrZXR0b2tlbi5ldmVudC52MS5FdmVudCI/ChJHZXRFdmVudFBkYVJlcXVlc3QSFwoJdGVuYW50X2lkGAEgASgJQgTI8xgBEhAKCGV2ZW50X2lkGAIgASgJIu0BChNHZXRFdmVudFBkYVJlc3BvbnNlEhAKCGV2ZW50X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEjEKBnN0YXR1cxgEIAEoDjIhLnRpY2tldHRva2VuLmV2ZW50LnYxLkV2ZW50U3RhdHVzEhAKCHZlbnVlX2lkGAUgASgJEj8KCmJsb2NrY2hhaW4YBiABKAsyKy50aWNrZXR0b2tlbi5ldmVudC52MS5FdmVudEJsb2NrY2hhaW5Db25maWcSHQoVaGFzX2Jsb2NrY2hhaW5fY29uZmlnGAcgASgIIoICChVFdmVudEJsb2NrY2hhaW5Db25maWcSEQoJZXZlbnRfcGRhGAEgASgJEhsKE21lcmtsZV90cmVlX2FkZHJlc3MYAiABKAkSFwoPY29sbGVjdGlvbl9taW50GAMgASgJEhUKDWFydGlzdF93YWxsZXQYBCABKAkSGQoRYXJ0aXN0X3BlcmNlbnRhZ2UYBSABKAESGAoQdmVudWVfcGVyY2VudGFnZRgGIAEoARIbChNwbGF0Zm9ybV9wZXJjZW50YWdlGAcgASgBEhIKCnJlc2FsZWFibGUYCCABKAgSIwobbWF4X3Jlc2FsZV9wcmljZV9wZXJjZW50YWdlGAkgASgBIkUKGEdldEV2ZW50U2NhblN0YXRzUmVxdWVzdBIXCgl0ZW5hbnRfaWQYASABKAlCBMjzGAESEAoIZXZlbnRfaWQYAiABKAki8gEKGUdldEV2ZW50U2NhblN0YXRzUmVzcG9uc2USKgoFZXZlbnQYASABKAsyGy50aWNrZXR0b2tlbi5ldmVudC52MS5FdmVudBI8Cgx0aWNrZXRfc3RhdHMYAiABKAsyJi50aWNrZXR0b2tlbi5ldmVudC52MS5FdmVudFRpY2tldFN0YXRzEjgKB21ldHJpY3MYAyABKAsyJy50aWNrZXR0b2tlbi5ldmVudC52MS5FdmVudEVudHJ5TWV0cmljcxIxCgZ0aW1pbmcYBCABKAsyIS50aWNrZXR0b2tlbi5ldmVudC52MS5FdmVudFRpbWluZyLgAQoQRXZlbnRUaWNrZXRTdGF0cxIVCg10b3RhbF90aWNrZXRzGAEgASgFEhQKDHNvbGRfdGlja2V0cxgCIAEoBRIUCgx1c2VkX3RpY2tldHMYAyABKAUSGwoTdHJhbnNmZXJyZWRfdGlja2V0cxgEIAEoBRIZChFjYW5jZWxsZWRfdGlja2V0cxgFIAEoBRIZChF2YWxpZGF0ZWRfdGlja2V0cxgGIAEoBRI2ChJsYXN0X3ZhbGlkYXRpb25fYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIo0BChFFdmVudEVudHJ5TWV0cmljcxIaChJlbnRyeV9yYXRlX3BlcmNlbnQYASABKAUSJAocY2FwYWNpdHlfdXRpbGl6YXRpb25fcGVyY2VudBgCIAEoBRIfChJhdmFpbGFibGVfY2FwYWNpdHkYAyABKAVIAIgBAUIVChNfYXZhaWxhYmxlX2NhcGFjaXR5Is8BCgtFdmVudFRpbWluZxITCgtpc191cGNvbWluZxgBIAEoCBISCgppc19vbmdvaW5nGAIgASgIEg8KB2lzX3Bhc3QYAyABKAgSFgoOZG9vcnNfYXJlX29wZW4YBCABKAgSIAoTbWludXRlc191bnRpbF9zdGFydBgFIAEoBUgAiAEBEh4KEW1pbnV0ZXNfc2luY2VfZW5kGAYgASgFSAGIAQFCFgoUX21pbnV0ZXNfdW50aWxfc3RhcnRCFAoSX21pbnV0ZXNfc2luY2VfZW5kIlgKD1RpY2tldFR5cGVJbnB1dBIMCgRuYW1lGAEgASgJEhMKC3ByaWNlX21pbm9yGAIgASgDEhAKCGN1cnJlbmN5GAMgASgJEhAKCHF1YW50aXR5GAQgASgFIl8KClRpY2tldFR5cGUSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtwcmljZV9taW5vchgDIAEoAxIQCghjdXJyZW5jeRgEIAEoCRIQCghxdWFudGl0eRgFIAEoBSKNAgoSQ3JlYXRlRXZlbnRSZXF1ZXN0EhcKCXRlbmFudF9pZBgBIAEoCUIEyPMYARIQCgh2ZW51ZV9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEi0KCXN0YXJ0c19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHZW5kc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIY2FwYWNpdHkYByABKAUSOwoMdGlja2V0X3R5cGVzGAggAygLMiUudGlja2V0dG9rZW4uZXZlbnQudjEuVGlja2V0VHlwZUlucHV0Io4BChNDcmVhdGVFdmVudFJlc3BvbnNlEioKBWV2ZW50GAEgASgLMhsudGlja2V0dG9rZW4uZXZlbnQudjEuRXZlbnQSNgoMdGlja2V0X3R5cGVzGAIgAygLMiAudGlja2V0dG9rZW4uZXZlbnQudjEuVGlja2V0VHlwZRITCgt2ZW51ZV9zdGFsZRgDIAEoCCqGAgoLRXZlbnRTdGF0dXMSHAoYRVZFTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSRVZFTlRfU1RBVFVTX0RSQUZUEAESGgoWRVZFTlRfU1RBVFVTX1BVQkxJU0hFRBACEhgKFEVWRU5UX1NUQVRVU19PTl9TQUxFEAMSGQoVRVZFTlRfU1RBVFVTX1NPTERfT1VUEAQSHAoYRVZFTlRfU1RBVFVTX0lOX1BST0dSRVNTEAUSGgoWRVZFTlRfU1RBVFVTX0NPTVBMRVRFRBAGEhoKFkVWRU5UX1NUQVRVU19DQU5DRUxMRUQQBxIaChZFVkVOVF9TVEFUVVNfUE9TVFBPTkVEEAgykgcKDEV2ZW50U2VydmljZRLmAQoIR2V0RXZlbnQSJS50aWNrZXR0b2tlbi5ldmVudC52MS5HZXRFdmVudFJlcXVlc3QaJi50aWNrZXR0b2tlbi5ldmVudC52MS5HZXRFdmVudFJlc3BvbnNlIooBkAIByvMYggEKD21pbnRpbmctc2VydmljZQoPcGF5bWVudC1zZXJ2aWNlChBzY2FubmluZy1zZXJ2aWNlCgxhdXRoLXNlcnZpY2UKDXZlbnVlLXNlcnZpY2UKDnRpY2tldC1zZXJ2aWNlCg1vcmRlci1zZXJ2aWNlCgNvcHMSC2V2ZW50czpyZWFkEu8BCgtHZXRFdmVudFBkYRIoLnRpY2tldHRva2VuLmV2ZW50LnYxLkdldEV2ZW50UGRhUmVxdWVzdBopLnRpY2tldHRva2VuLmV2ZW50LnYxLkdldEV2ZW50UGRhUmVzcG9uc2UiigGQAgHK8xiCAQoPbWludGluZy1zZXJ2aWNlCg9wYXltZW50LXNlcnZpY2UKEHNjYW5uaW5nLXNlcnZpY2UKDGF1dGgtc2VydmljZQoNdmVudWUtc2VydmljZQoOdGlja2V0LXNlcnZpY2UKDW9yZGVyLXNlcnZpY2UKA29wcxILZXZlbnRzOnJlYWQSgQIKEUdldEV2ZW50U2NhblN0YXRzEi4udGlja2V0dG9rZW4uZXZlbnQudjEuR2V0RXZlbnRTY2FuU3RhdHNSZXF1ZXN0Gi8udGlja2V0dG9rZW4uZXZlbnQudjEuR2V0RXZlbnRTY2FuU3RhdHNSZXNwb25zZSKKAZACAcrzGIIBCg9taW50aW5nLXNlcnZpY2UKD3BheW1lbnQtc2VydmljZQoQc2Nhbm5pbmctc2VydmljZQoMYXV0aC1zZXJ2aWNlCg12ZW51ZS1zZXJ2aWNlCg50aWNrZXQtc2VydmljZQoNb3JkZXItc2VydmljZQoDb3BzEgtldmVudHM6cmVhZBKJAQoLQ3JlYXRlRXZlbnQSKC50aWNrZXR0b2tlbi5ldmVudC52MS5DcmVhdGVFdmVudFJlcXVlc3QaKS50aWNrZXR0b2tlbi5ldmVudC52MS5DcmVhdGVFdmVudFJlc3BvbnNlIiXK8xgbCgthcGktZ2F0ZXdheRIMZXZlbnRzOndyaXRl0vMYAhABGhfK8xgTCg1ldmVudC1zZXJ2aWNlENOGA2IGcHJvdG8z", [file_google_protobuf_timestamp, file_tickettoken_rpc_v1_options]);
 
 /**
  * An event as other services see it.
@@ -574,6 +574,176 @@ export const EventTimingSchema: GenMessage<EventTiming> = /*@__PURE__*/
   messageDesc(file_tickettoken_event_v1_event_service, 10);
 
 /**
+ * A ticket type to create with an event.
+ *
+ * @generated from message tickettoken.event.v1.TicketTypeInput
+ */
+export type TicketTypeInput = Message<"tickettoken.event.v1.TicketTypeInput"> & {
+  /**
+   * Display name, e.g. "General Admission".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Face value in minor units of `currency`.
+   *
+   * @generated from field: int64 price_minor = 2;
+   */
+  priceMinor: bigint;
+
+  /**
+   * ISO 4217 currency code, e.g. "USD".
+   *
+   * @generated from field: string currency = 3;
+   */
+  currency: string;
+
+  /**
+   * Tickets on sale of this type.
+   *
+   * @generated from field: int32 quantity = 4;
+   */
+  quantity: number;
+};
+
+/**
+ * Describes the message tickettoken.event.v1.TicketTypeInput.
+ * Use `create(TicketTypeInputSchema)` to create a new message.
+ */
+export const TicketTypeInputSchema: GenMessage<TicketTypeInput> = /*@__PURE__*/
+  messageDesc(file_tickettoken_event_v1_event_service, 11);
+
+/**
+ * A ticket type of an event.
+ *
+ * @generated from message tickettoken.event.v1.TicketType
+ */
+export type TicketType = Message<"tickettoken.event.v1.TicketType"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: int64 price_minor = 3;
+   */
+  priceMinor: bigint;
+
+  /**
+   * @generated from field: string currency = 4;
+   */
+  currency: string;
+
+  /**
+   * @generated from field: int32 quantity = 5;
+   */
+  quantity: number;
+};
+
+/**
+ * Describes the message tickettoken.event.v1.TicketType.
+ * Use `create(TicketTypeSchema)` to create a new message.
+ */
+export const TicketTypeSchema: GenMessage<TicketType> = /*@__PURE__*/
+  messageDesc(file_tickettoken_event_v1_event_service, 12);
+
+/**
+ * @generated from message tickettoken.event.v1.CreateEventRequest
+ */
+export type CreateEventRequest = Message<"tickettoken.event.v1.CreateEventRequest"> & {
+  /**
+   * Tenant of the call; must equal the tenant of the signed context token.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Venue id; must be an active venue of the tenant that the acting user (context token) may manage.
+   *
+   * @generated from field: string venue_id = 2;
+   */
+  venueId: string;
+
+  /**
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string description = 4;
+   */
+  description: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp starts_at = 5;
+   */
+  startsAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp ends_at = 6;
+   */
+  endsAt?: Timestamp | undefined;
+
+  /**
+   * Capacity; 0 means the venue's capacity. Never more than the venue's.
+   *
+   * @generated from field: int32 capacity = 7;
+   */
+  capacity: number;
+
+  /**
+   * At least one.
+   *
+   * @generated from field: repeated tickettoken.event.v1.TicketTypeInput ticket_types = 8;
+   */
+  ticketTypes: TicketTypeInput[];
+};
+
+/**
+ * Describes the message tickettoken.event.v1.CreateEventRequest.
+ * Use `create(CreateEventRequestSchema)` to create a new message.
+ */
+export const CreateEventRequestSchema: GenMessage<CreateEventRequest> = /*@__PURE__*/
+  messageDesc(file_tickettoken_event_v1_event_service, 13);
+
+/**
+ * @generated from message tickettoken.event.v1.CreateEventResponse
+ */
+export type CreateEventResponse = Message<"tickettoken.event.v1.CreateEventResponse"> & {
+  /**
+   * @generated from field: tickettoken.event.v1.Event event = 1;
+   */
+  event?: Event | undefined;
+
+  /**
+   * @generated from field: repeated tickettoken.event.v1.TicketType ticket_types = 2;
+   */
+  ticketTypes: TicketType[];
+
+  /**
+   * True when venue-service was unreachable and the venue was checked against a recently cached copy.
+   *
+   * @generated from field: bool venue_stale = 3;
+   */
+  venueStale: boolean;
+};
+
+/**
+ * Describes the message tickettoken.event.v1.CreateEventResponse.
+ * Use `create(CreateEventResponseSchema)` to create a new message.
+ */
+export const CreateEventResponseSchema: GenMessage<CreateEventResponse> = /*@__PURE__*/
+  messageDesc(file_tickettoken_event_v1_event_service, 14);
+
+/**
  * Lifecycle state of an event.
  *
  * @generated from enum tickettoken.event.v1.EventStatus
@@ -670,6 +840,19 @@ export const EventService: GenService<{
     methodKind: "unary";
     input: typeof GetEventScanStatsRequestSchema;
     output: typeof GetEventScanStatsResponseSchema;
+  },
+  /**
+   * Creates an event at a venue of the tenant, with its ticket types; called by api-gateway for the event creation flow.
+   * New: no legacy route; event creation used to be a public route of event-service itself.
+   * The handler checks the venue with venue-service (ValidateVenueAccess for the acting user, then GetVenue for capacity);
+   * when venue-service is unreachable a recently seen venue is used and the response says so (venue_stale).
+   *
+   * @generated from rpc tickettoken.event.v1.EventService.CreateEvent
+   */
+  createEvent: {
+    methodKind: "unary";
+    input: typeof CreateEventRequestSchema;
+    output: typeof CreateEventResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tickettoken_event_v1_event_service, 0);

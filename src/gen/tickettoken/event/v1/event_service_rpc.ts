@@ -49,6 +49,13 @@ export const EventServiceContract = defineServiceContract(EventService, {
       idempotencyKey: false,
       tenantKey: "tenantId",
     },
+    createEvent: {
+      path: "/tickettoken.event.v1.EventService/CreateEvent",
+      access: { callers: ["api-gateway"], scopes: ["events:write"] },
+      idempotency: "unknown",
+      idempotencyKey: true,
+      tenantKey: "tenantId",
+    },
   },
 });
 

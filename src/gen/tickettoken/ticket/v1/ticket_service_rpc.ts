@@ -142,6 +142,13 @@ export const TicketServiceContract = defineServiceContract(TicketService, {
       idempotencyKey: true,
       tenantKey: "tenantId",
     },
+    getEventTicketStats: {
+      path: "/tickettoken.ticket.v1.TicketService/GetEventTicketStats",
+      access: { callers: ["event-service", "ops"], scopes: [] },
+      idempotency: "no_side_effects",
+      idempotencyKey: false,
+      tenantKey: "tenantId",
+    },
   },
 });
 
