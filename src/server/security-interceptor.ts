@@ -117,7 +117,7 @@ export function createCallAuthenticator(options: SecurityOptions): CallAuthentic
         await callTokens.verify(tokens, { peer: caller.spiffeId, method: path, contextToken });
         return { caller, contextToken, context: await verifyContext(contextToken) };
       } catch (err) {
-        throw rejection(err, path, peerLabel(peer, caller), logger);
+        throw rejection(err, path, peerLabel(peer, caller), logger, headers.get(REQUEST_ID_HEADER));
       }
     },
   };
@@ -162,7 +162,7 @@ export function securityInterceptor(authenticator: CallAuthenticator, logger: Lo
     try {
       authorize(call.contract, verified, request);
     } catch (err) {
-      throw rejection(err, call.contract.path, peerLabel(call.peer, auth.caller), logger);
+      throw rejection(err, call.contract.path, peerLabel(call.peer, auth.caller), logger, headers.get(REQUEST_ID_HEADER));
     }
     call.context.values.set(callContextKey, verified);
     const decoded: ServerCall = request === call.request ? call : { ...call, request, encodedRequest: undefined };
@@ -198,9 +198,10 @@ function inScope<T>(scope: CallScope, messages: AsyncIterable<T>): AsyncIterable
   };
 }
 
-function rejection(err: unknown, method: string, peer: string | undefined, logger: Logger): ConnectError {
+function rejection(err: unknown, method: string, peer: string | undefined, logger: Logger, requestId: string | null): ConnectError {
   if (err instanceof AuthError) {
-    logger.warn({ method, peer, reason: err.reason, kind: err.kind }, "call rejected");
+    // The request id lets a developer find this line from the caller's side (the caller only sees a generic status).
+    logger.warn({ method, peer, reason: err.reason, kind: err.kind, requestId: requestId ?? undefined }, "call rejected");
     if (err.kind === "permission_denied") return new ConnectError("permission denied", Code.PermissionDenied);
     // Only this peer is over its quota (replay cache): not an authentication failure.
     if (err.kind === "resource_exhausted") return new ConnectError("resource exhausted", Code.ResourceExhausted);

@@ -68,5 +68,7 @@ describe("replay-cache quota over a real server", () => {
 
     const rejected = logLines.map((l) => JSON.parse(l)).find((l) => l.kind === "resource_exhausted");
     expect(rejected).toMatchObject({ msg: "call rejected", reason: expect.stringContaining("payment-service") });
+    // The line carries the caller's request id, so the caller's side can find it.
+    expect(rejected.requestId).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
