@@ -1,0 +1,108 @@
+/**
+ * A flow's hops, read back from the services' call logs: every server writes
+ * one "rpc" line per call with the caller's verified identity, tenant, status,
+ * duration, attempt and the request id that every hop of the flow shares. The
+ * mesh writes each service's lines to `<data>/logs/<service>.log`.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export interface Hop {
+  /** The serving workload. */
+  readonly service: string;
+  /** The verified caller (workload), or its address if authentication failed. */
+  readonly caller: string;
+  /** "/package.Service/Method" */
+  readonly method: string;
+  readonly tenant: string | undefined;
+  readonly code: string;
+  readonly durationMs: number;
+  readonly attempt: number;
+  /** Epoch ms when the call started (logged at its end). */
+  readonly startedAt: number;
+  /** Why the server refused the call, from its "call rejected" line. */
+  readonly reason?: string;
+}
+
+interface LogLine {
+  msg?: string;
+  service?: string;
+  method?: string;
+  peer?: string;
+  tenant?: string;
+  code?: string;
+  durationMs?: number;
+  attempt?: number;
+  requestId?: string;
+  reason?: string;
+  time?: number;
+}
+
+function parse(line: string): LogLine | undefined {
+  if (!line.startsWith("{")) return undefined;
+  try {
+    return JSON.parse(line) as LogLine;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every hop of `requestId` in the log directory, in the order the calls started. */
+export function readHops(logDir: string, requestId: string): Hop[] {
+  if (!existsSync(logDir)) return [];
+  const hops: Hop[] = [];
+  const reasons = new Map<string, string>();
+  for (const file of readdirSync(logDir).filter((f) => f.endsWith(".log"))) {
+    const service = file.slice(0, -".log".length);
+    for (const raw of readFileSync(join(logDir, file), "utf8").split("\n")) {
+      // Cheap filter first: these files hold every call the service ever served.
+      if (!raw.includes(requestId)) continue;
+      const l = parse(raw);
+      if (!l || l.requestId !== requestId) continue;
+      if (l.msg === "call rejected" && l.method && l.reason) reasons.set(`${service} ${l.method}`, l.reason);
+      if (l.msg !== "rpc" || !l.method) continue;
+      const durationMs = l.durationMs ?? 0;
+      hops.push({
+        service: l.service ?? service,
+        caller: l.peer ?? "?",
+        method: l.method,
+        tenant: l.tenant,
+        code: l.code ?? "?",
+        durationMs,
+        attempt: l.attempt ?? 1,
+        startedAt: (l.time ?? 0) - durationMs,
+      });
+    }
+  }
+  return hops
+    .map((h) => {
+      const reason = h.code !== "OK" ? reasons.get(`${h.service} ${h.method}`) : undefined;
+      return reason ? { ...h, reason } : h;
+    })
+    .sort((a, b) => a.startedAt - b.startedAt);
+}
+
+/**
+ * Waits until the hops of `requestId` stop changing (servers log a call when
+ * it ends, and the mesh appends lines as they come), at most `maxMs`.
+ */
+export async function settledHops(logDir: string, requestId: string, minHops: number, maxMs = 2000): Promise<Hop[]> {
+  let last = readHops(logDir, requestId);
+  for (let waited = 0; waited < maxMs; waited += 150) {
+    await sleep(150);
+    const next = readHops(logDir, requestId);
+    if (next.length === last.length && next.length >= minHops) return next;
+    last = next;
+  }
+  return last;
+}
+
+const shortMethod = (path: string) => path.replace(/^\/(?:[a-z0-9_]+\.)*/, "");
+
+/** `order-service -> payment-service PaymentService/CompletePayment  tenant 7c9e6679  OK  12.3 ms  attempt 1` */
+export function formatHop(h: Hop): string {
+  const tenant = h.tenant ? h.tenant.slice(0, 8) : "-";
+  const line = `${h.caller.padEnd(20)} -> ${h.service.padEnd(20)} ${shortMethod(h.method).padEnd(42)} tenant ${tenant.padEnd(8)}  ${h.code.padEnd(19)} ${h.durationMs.toFixed(1).padStart(7)} ms  attempt ${h.attempt}`;
+  return h.reason ? `${line}\n${" ".repeat(24)}server log: ${h.reason}` : line;
+}
