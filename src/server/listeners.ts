@@ -17,6 +17,7 @@ import { guardGrpcStreams } from "./http2-guard.ts";
 import { DEFAULT_LISTENER_LIMITS, type ListenerLimits } from "./limits.ts";
 import { throttledWarn } from "./log-throttle.ts";
 import { mtlsServerOptions, secureContextOptions } from "./tls-options.ts";
+import { refusePlaintext } from "./plaintext-refusal.ts";
 
 export interface Listener {
   readonly port: number;
@@ -47,8 +48,7 @@ function reloadOnChange(server: tls.Server, material: MaterialSource, logger: Lo
  * and the socket is closed: Node reports a handshake timeout but leaves the
  * socket open. A peer can trigger this at will, so the log is rate-limited.
  */
-function closeFailedHandshakes(server: tls.Server, logger: Logger): void {
-  const warn = throttledWarn(logger, "TLS handshake rejected");
+function closeFailedHandshakes(server: tls.Server, warn: ReturnType<typeof throttledWarn>): void {
   // Node destroys a refused TLS socket before 'tlsClientError', and with it the address; the TCP
   // socket underneath keeps it once asked (Node caches the peer name), so ask on accept.
   server.on("connection", (raw: net.Socket) => void raw.remoteAddress);
@@ -72,6 +72,41 @@ function handshakePeer(socket: tls.TLSSocket): string {
   return address === undefined ? "unknown" : `${address}:${port}`;
 }
 
+const TLS_HANDSHAKE_RECORD = 0x16;
+
+/**
+ * Looks at a connection's first bytes before TLS sees them: a TLS handshake
+ * record goes on to the TLS server; anything else is a plaintext client that
+ * is told TLS is required and closed (plaintext-refusal.ts), instead of a
+ * silent close it would retry until its timeout. Replaces the
+ * TLS server's own connection listener (Node documents injecting connections
+ * into a tls.Server); runs once per connection, never per call.
+ */
+function requireTls(server: tls.Server, logger: Logger, handshakeTimeoutMs: number, handshakeRejected: ReturnType<typeof throttledWarn>): void {
+  const tlsListeners = server.listeners("connection") as ((socket: net.Socket) => void)[];
+  server.removeAllListeners("connection");
+  const warn = throttledWarn(logger, "plaintext connection refused: TLS required");
+  server.on("connection", (socket: net.Socket) => {
+    // Nothing at all before the handshake timeout: closed, as a stalled handshake would be.
+    socket.setTimeout(handshakeTimeoutMs, () => {
+      handshakeRejected({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: `no TLS handshake within ${handshakeTimeoutMs} ms` });
+      socket.destroy();
+    });
+    socket.on("error", () => {});
+    socket.once("data", (chunk: Buffer) => {
+      socket.pause();
+      socket.setTimeout(0);
+      if (chunk[0] === TLS_HANDSHAKE_RECORD) {
+        socket.unshift(chunk);
+        for (const listener of tlsListeners) listener.call(server, socket);
+        return;
+      }
+      warn({ peer: `${socket.remoteAddress}:${socket.remotePort}` });
+      refusePlaintext(socket, chunk);
+    });
+  });
+}
+
 /** At most maxConnections TCP connections per listener; Node closes further ones on accept. */
 function capConnections(server: tls.Server, maxConnections: number, logger: Logger): void {
   server.maxConnections = maxConnections;
@@ -82,13 +117,15 @@ function capConnections(server: tls.Server, maxConnections: number, logger: Logg
 }
 
 /**
- * What every mTLS listener does, in one place: refuse and log failed
- * handshakes, cap connections, reload certificate/key/roots when the material
+ * What every mTLS listener does, in one place: answer plaintext clients that
+ * TLS is required, refuse and log failed handshakes, cap connections, reload certificate/key/roots when the material
  * changes, and prepare each verified connection. Returns the per-socket hook
  * and the unsubscribe.
  */
 function hardenTlsServer(server: tls.Server, material: MaterialSource, logger: Logger, limits: ListenerLimits) {
-  closeFailedHandshakes(server, logger);
+  const handshakeRejected = throttledWarn(logger, "TLS handshake rejected");
+  requireTls(server, logger, limits.handshakeTimeoutMs, handshakeRejected);
+  closeFailedHandshakes(server, handshakeRejected);
   capConnections(server, limits.maxConnections, logger);
   return { prepare: memoizePeerCertificate, unsubscribe: reloadOnChange(server, material, logger) };
 }

@@ -328,7 +328,7 @@ describe("per-call token, context token and authorization (raw grpc-js over mTLS
       message: toBinary(GetTicketStatusRequestSchema, create(GetTicketStatusRequestSchema, { tenantId: TENANT, ticketId: "t-1" })),
       timeoutMs: DEADLINE_MS,
     });
-    const line = logLines.slice(mark).find((l) => l.includes(requestId));
+    const line = logLines.slice(mark).find((l) => l.includes(requestId) && l.includes('"msg":"rpc"'));
     expect(res.endedWithTrailers || res.rstCode !== undefined, "the server never answered the stream").toBe(true);
     // Spec section 4: "exactly one authorization value". Expected: the call is rejected and never reaches the handler.
     expect(
@@ -490,7 +490,7 @@ describe("TLS layer: bad client certificates, wrong server, plaintext", () => {
     expect(logSince(mark)).not.toMatch(/"msg":"rpc"/);
   });
 
-  it("plaintext h2c to the mTLS port: grpc-js insecure client -> UNAVAILABLE, handler never runs", async () => {
+  it("plaintext h2c to the mTLS port: grpc-js insecure client -> UNAUTHENTICATED \"TLS required\", handler never runs", async () => {
     const client = new grpc.Client(ticketAddr, grpc.credentials.createInsecure());
     closers.push(() => client.close());
     const md = new grpc.Metadata();
@@ -498,7 +498,8 @@ describe("TLS layer: bad client certificates, wrong server, plaintext", () => {
     md.add("tt-context", ctxToken);
     const handledBefore = handled.length;
     const out = await unary(client, TICKET_PATH, GetTicketStatusRequestSchema, GetTicketStatusResponseSchema, { tenantId: TENANT, ticketId: "t-1" }, md);
-    expect(out.code, out.details).toBe(UNAVAILABLE);
+    expect(out.code, out.details).toBe(UNAUTHENTICATED);
+    expect(out.details).toMatch(/^TLS required/);
     expect(handled.length).toBe(handledBefore);
   });
 

@@ -14,7 +14,9 @@ def main() -> None:
     key = open(job["key"], "rb").read() if job.get("key") else None
     cert = open(job["cert"], "rb").read() if job.get("cert") else None
     creds = grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=cert)
-    with grpc.secure_channel(job["target"], creds) as channel:
+    # "plaintext": what a client that forgot TLS does (grpcurl -plaintext).
+    channel_of = (lambda: grpc.insecure_channel(job["target"])) if job.get("plaintext") else (lambda: grpc.secure_channel(job["target"], creds))
+    with channel_of() as channel:
         call = channel.unary_unary(job["method"], request_serializer=None, response_deserializer=None)
         try:
             reply = call(bytes.fromhex(job["request"]), metadata=[tuple(kv) for kv in job["metadata"]], timeout=10)
