@@ -4,13 +4,15 @@
  * files. Answers come from protobuf-es descriptors already in memory; the
  * index is built once, so a request is a map lookup.
  */
-import { toBinary, type DescExtension, type DescFile, type DescMessage, type DescService } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type DescExtension, type DescFile, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import {
   FileDescriptorProtoSchema,
+  SourceCodeInfoSchema,
   type DescriptorProto,
   type EnumDescriptorProto,
 } from "@bufbuild/protobuf/wkt";
 import * as v1 from "../gen/grpc/reflection/v1/reflection_pb.ts";
+import { sourceCodeInfo } from "../gen/source_info.ts";
 import * as v1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
 import type { ServiceName } from "../identity/workloads.ts";
 import { frameworkContract, REFLECTION_CALLERS } from "./framework-contracts.ts";
@@ -61,7 +63,7 @@ export function createReflection(sources: readonly DescFile[] | readonly DescSer
     const out: Uint8Array[] = [];
     for (const f of closure([file])) {
       let bytes = encoded.get(f);
-      if (!bytes) encoded.set(f, (bytes = toBinary(FileDescriptorProtoSchema, f.proto)));
+      if (!bytes) encoded.set(f, (bytes = encodeWithComments(f)));
       out.push(bytes);
     }
     return { case: "fileDescriptorResponse", value: { fileDescriptorProto: out } };
@@ -127,6 +129,18 @@ export function createReflection(sources: readonly DescFile[] | readonly DescSer
       ];
     },
   };
+}
+
+/**
+ * The file's descriptor with its comments put back (protobuf-es embeds
+ * descriptors without source info; codegen keeps it in src/gen/source_info.ts),
+ * so `grpcurl describe` shows what each service, method and field is for.
+ */
+function encodeWithComments(f: DescFile): Uint8Array {
+  const info = sourceCodeInfo[f.proto.name];
+  if (info === undefined) return toBinary(FileDescriptorProtoSchema, f.proto);
+  const proto = create(FileDescriptorProtoSchema, { ...f.proto, sourceCodeInfo: fromBinary(SourceCodeInfoSchema, Buffer.from(info, "base64")) });
+  return toBinary(FileDescriptorProtoSchema, proto);
 }
 
 /** Files in dependency closure order: roots first, then imports breadth-first, no repeats (by file name). */

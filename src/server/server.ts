@@ -85,6 +85,8 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       : logger.error({ err: error, method: route.contract.path }, "handler failed with a non-RPC error");
 
   const health = createHealth();
+  // Each served contract answers by its own name too (grpc.health.v1 per-service check), beside the server's "".
+  for (const { contract } of options.services) health.setStatus(contract.service.typeName, "SERVING");
   const served = [...options.services, health.registration(host), createAdminService(options.breakers ?? resilienceRegistry()).registration(host)];
   if (options.reflection ?? true) {
     served.push(...createReflection(served.map((s) => s.contract.service)).registrations(host));

@@ -1,8 +1,8 @@
 /**
  * Health and reflection as createServer serves them: over mTLS, under the
- * same per-call token security as every contract. Health is open to every
- * workload (here payment-service through the framework client); reflection
- * to operators only (raw grpc-js stream with the ops certificate and token).
+ * same access rules as every contract. Both are open to every workload of
+ * the trust domain on mTLS alone (a call token is optional, and verified when
+ * sent). Reflection serves the contracts' comments (grpcurl describe).
  */
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, type Message } from "@bufbuild/protobuf";
@@ -17,6 +17,7 @@ import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticke
 import { TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 import { loadWorkloadMaterial } from "../../src/identity/pki.ts";
 import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
+import type { WorkloadName } from "../../src/identity/workloads.ts";
 import { silentLogger } from "../../src/observability/logger.ts";
 import { frameworkContract, HEALTH_CALLERS } from "../../src/server/framework-contracts.ts";
 import { implement } from "../../src/server/routes.ts";
@@ -44,7 +45,6 @@ beforeAll(async () => {
     port: 0,
     logger: silentLogger(),
   });
-  server.health.setStatus(SVC, "SERVING");
   address = `127.0.0.1:${server.port}`;
 });
 
@@ -143,8 +143,8 @@ describe("server reflection protocol over mTLS as ops", () => {
   const path = `/${v1.ServerReflection.typeName}/${method.name}`;
 
   /** Opens one ServerReflectionInfo stream as `ops`, sends the requests and collects the answers (bounded by a deadline). */
-  async function reflect(requests: v1.ServerReflectionRequest[], token?: string): Promise<v1.ServerReflectionResponse[]> {
-    const ops = await loadWorkloadMaterial(pki.dir, "ops");
+  async function reflect(requests: v1.ServerReflectionRequest[], token?: string | null, as: WorkloadName = "ops"): Promise<v1.ServerReflectionResponse[]> {
+    const ops = await loadWorkloadMaterial(pki.dir, as);
     const ca = await pki.material(HOST).then((m) => m.current().bundle.caPem);
     const metadata = new grpc.Metadata();
     const bearer =
@@ -153,7 +153,8 @@ describe("server reflection protocol over mTLS as ops", () => {
         audience: workloadSpiffeId(HOST, ops.env),
         method: path,
       }));
-    metadata.set("authorization", `Bearer ${bearer}`);
+    // null: no call token at all (mTLS is enough for reflection).
+    if (token !== null) metadata.set("authorization", `Bearer ${bearer}`);
     const codec = methodCodec(method);
     const client = new grpc.Client(
       address,
@@ -198,6 +199,19 @@ describe("server reflection protocol over mTLS as ops", () => {
     expect(names).toEqual(
       ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", "tickettoken.rpc.v1.AdminService", SVC].sort(),
     );
+  });
+
+  it("serves the contracts' comments, to any workload of the trust domain without a call token", async () => {
+    const symbol = create(v1.ServerReflectionRequestSchema, { messageRequest: { case: "fileContainingSymbol", value: SVC } });
+    const [answer] = await reflect([symbol], null, "payment-service");
+    const fdp = fromBinary(FileDescriptorProtoSchema, (answer?.messageResponse.value as v1.FileDescriptorResponse).fileDescriptorProto[0]!);
+    expect(fdp.name).toBe("tickettoken/ticket/v1/ticket_service.proto");
+    const serviceIndex = fdp.service.findIndex((s) => s.name === "TicketService");
+    const methodIndex = fdp.service[serviceIndex]!.method.findIndex((m) => m.name === "GetTicketStatus");
+    // SourceCodeInfo paths: 6 = FileDescriptorProto.service, 2 = ServiceDescriptorProto.method.
+    const comment = (path: number[]) => fdp.sourceCodeInfo?.location.find((l) => l.path.join(".") === path.join("."))?.leadingComments ?? "";
+    expect(comment([6, serviceIndex])).toMatch(/TicketService/);
+    expect(comment([6, serviceIndex, 2, methodIndex])).toContain("Returns a ticket's status and whether it can still be refunded");
   });
 
   it("refuses a stream whose call token is not for reflection", async () => {
