@@ -171,6 +171,11 @@ export interface PaymentStore {
   /** The currency of the venue's first payment, if it has any. */
   venueCurrency(tenantId: string, venueId: string): string | undefined;
 
+  /** The stored answer of a keyed call, if any. */
+  keyedAnswer(tenantId: string, method: string, key: string): { requestHash: string; response: Uint8Array } | undefined;
+  /** Stores a keyed call's answer; the first one stays. */
+  saveKeyedAnswer(tenantId: string, method: string, key: string, requestHash: string, response: Uint8Array, at: string): void;
+
   /** Rates that apply to an address: country-wide, region-wide and city rows. */
   taxRates(tenantId: string, country: string, region: string, city: string): TaxRateRow[];
   insertTaxRate(r: TaxRateRow): void;
@@ -272,6 +277,9 @@ export function createSqlitePaymentStore(db: Database): PaymentStore {
     venueSales: db.prepare(`SELECT COALESCE(SUM(captured_minor), 0) AS captured, COALESCE(SUM(refunded_minor), 0) AS refunded, COUNT(*) AS n
       FROM payments WHERE tenant_id = ? AND venue_id = ? AND currency = ? AND captured_minor > 0 AND created_at >= ? AND created_at < ?`),
     venueCurrency: db.prepare("SELECT currency FROM payments WHERE tenant_id = ? AND venue_id = ? ORDER BY created_at, rowid LIMIT 1"),
+    keyedAnswer: db.prepare("SELECT request_hash, response FROM keyed_answers WHERE tenant_id = ? AND method = ? AND request_key = ?"),
+    saveKeyedAnswer: db.prepare(`INSERT INTO keyed_answers (tenant_id, method, request_key, request_hash, response, created_at) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT DO NOTHING`),
     taxRates: db.prepare(`SELECT * FROM tax_rates WHERE tenant_id = ? AND country = ? AND (region = '' OR region = ?)
       AND (city = '' OR lower(city) = lower(?)) ORDER BY length(region), length(city), jurisdiction`),
     insertTaxRate: db.prepare("INSERT INTO tax_rates (tenant_id, country, region, city, jurisdiction, rate_bp) VALUES (?, ?, ?, ?, ?, ?)"),
@@ -343,6 +351,13 @@ export function createSqlitePaymentStore(db: Database): PaymentStore {
       return { capturedMinor: big(r.captured), refundedMinor: big(r.refunded), paymentCount: r.n };
     },
     venueCurrency: (t, venueId) => (q.venueCurrency.get(t, venueId) as { currency: string } | undefined)?.currency,
+    keyedAnswer(t, method, key) {
+      const r = q.keyedAnswer.get(t, method, key) as { request_hash: string; response: Uint8Array } | undefined;
+      return r && { requestHash: r.request_hash, response: r.response };
+    },
+    saveKeyedAnswer(t, method, key, requestHash, response, at) {
+      q.saveKeyedAnswer.run(t, method, key, requestHash, response, at);
+    },
     taxRates: (t, country, region, city) =>
       (q.taxRates.all(t, country, region, city) as Row[]).map((r) => ({
         tenantId: str(r.tenant_id), country: str(r.country), region: str(r.region), city: str(r.city), jurisdiction: str(r.jurisdiction), rateBp: r.rate_bp as number,

@@ -3,7 +3,7 @@
  * from rows to contract messages, money checks and the idempotency key.
  */
 import { createHash } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import {
@@ -126,4 +126,26 @@ export function keyConflict(): ConnectError {
 export function keyedId(prefix: string, tenantId: string, method: string, key: string): string {
   const h = createHash("sha256").update(`${tenantId}\0${method}\0${key}`).digest("hex");
   return `${prefix}-${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
+ * Durable answers of keyed calls that change an existing row (no insert to
+ * hang the key on): the first answer is stored with a hash of its request, a
+ * retry with the key gets that answer back, after a restart too; the key with
+ * a different request is refused.
+ */
+export function keyedAnswers<I extends DescMessage, O extends DescMessage>(deps: PaymentDeps, method: string, input: I, output: O) {
+  const hash = (req: MessageShape<I>) => createHash("sha256").update(toBinary(input, req)).digest("base64");
+  return {
+    find(tenantId: string, key: string, req: MessageShape<I>): MessageShape<O> | undefined {
+      const found = deps.store.keyedAnswer(tenantId, method, key);
+      if (!found) return undefined;
+      if (found.requestHash !== hash(req)) throw keyConflict();
+      return fromBinary(output, found.response);
+    },
+    save(tenantId: string, key: string, req: MessageShape<I>, res: MessageShape<O>): MessageShape<O> {
+      deps.store.saveKeyedAnswer(tenantId, method, key, hash(req), toBinary(output, res), deps.now().toISOString());
+      return res;
+    },
+  };
 }

@@ -5,13 +5,20 @@
  *   authorized --capture/complete--> completed --refund--> partially_refunded / refunded
  *   authorized --cancel--> cancelled          (declined at creation: failed)
  */
+import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type {
-  CancelPaymentRequest,
-  CapturePaymentRequest,
-  CompletePaymentRequest,
-  CreatePaymentIntentRequest,
-  CreatePaymentIntentResponse,
+import {
+  CancelPaymentRequestSchema,
+  CancelPaymentResponseSchema,
+  CapturePaymentRequestSchema,
+  CapturePaymentResponseSchema,
+  CompletePaymentRequestSchema,
+  CompletePaymentResponseSchema,
+  type CancelPaymentRequest,
+  type CapturePaymentRequest,
+  type CompletePaymentRequest,
+  type CreatePaymentIntentRequest,
+  type CreatePaymentIntentResponse,
 } from "../../../src/gen/tickettoken/payment/v1/payment_service_pb.ts";
 import { tenantOf } from "../../shared/context.ts";
 import { transaction } from "../../shared/database.ts";
@@ -19,7 +26,7 @@ import { alreadyExists, failedPrecondition, notFound } from "../../shared/errors
 import { validate } from "../../shared/validate.ts";
 import { DEFAULT_METHOD } from "../processor.ts";
 import type { PaymentRow, PaymentState } from "../store.ts";
-import { keyConflict, keyedId, keyOf, money, paymentStatus, requiredMoney, toPayment, type PaymentDeps } from "./common.ts";
+import { keyConflict, keyedAnswers, keyedId, keyOf, paymentStatus, requiredMoney, toPayment, type PaymentDeps } from "./common.ts";
 
 const PAYMENT_METHOD = /^pm_[a-z0-9_]{1,60}$/;
 /** States in which an order counts as paid (or being paid): a second intent for it is refused. */
@@ -50,12 +57,20 @@ export function ticketNoticeKey(kind: "succeeded" | "failed", orderId: string, p
   return full.length <= 128 ? full : `${prefix}-${paymentId}`;
 }
 
+/**
+ * The answer CreatePaymentIntent gave when it wrote the payment: a retry with
+ * its key gets exactly that, whatever happened to the payment since (an
+ * intent is created authorized or failed, and a failed one never changes).
+ */
 function intentResponse(p: PaymentRow): Omit<CreatePaymentIntentResponse, "$typeName"> {
-  return { paymentId: p.id, paymentIntentId: p.intentId, clientSecret: p.clientSecret, status: paymentStatus(p.status) };
+  return { paymentId: p.id, paymentIntentId: p.intentId, clientSecret: p.clientSecret, status: paymentStatus(p.status === "failed" ? "failed" : "authorized") };
 }
 
 export function paymentHandlers(deps: PaymentDeps) {
   const { db, store, processor, tickets, logger } = deps;
+  const completed = keyedAnswers(deps, "CompletePayment", CompletePaymentRequestSchema, CompletePaymentResponseSchema);
+  const captured = keyedAnswers(deps, "CapturePayment", CapturePaymentRequestSchema, CapturePaymentResponseSchema);
+  const cancelled = keyedAnswers(deps, "CancelPayment", CancelPaymentRequestSchema, CancelPaymentResponseSchema);
 
   function requirePayment(tenantId: string, paymentId: string): PaymentRow {
     const p = store.getPayment(tenantId, paymentId);
@@ -150,6 +165,9 @@ export function paymentHandlers(deps: PaymentDeps) {
     async completePayment(req: CompletePaymentRequest, ctx: HandlerContext) {
       validate().id("order_id", req.orderId).id("payment_id", req.paymentId).done();
       const tenantId = tenantOf(ctx);
+      const key = keyOf(ctx);
+      const first = completed.find(tenantId, key, req);
+      if (first) return first;
       let p = requirePayment(tenantId, req.paymentId);
       if (p.orderId !== req.orderId) throw notFound("payment");
       if (p.status === "cancelled") throw stateRefusal(p.status);
@@ -172,7 +190,8 @@ export function paymentHandlers(deps: PaymentDeps) {
       }
       p = requirePayment(tenantId, p.id);
       if (p.ticketNotice === "pending") await sendTicketNotice(p);
-      return { orderId: p.orderId, paymentId: p.id, transaction: toPayment(requirePayment(tenantId, p.id)) };
+      const answer = create(CompletePaymentResponseSchema, { orderId: p.orderId, paymentId: p.id, transaction: toPayment(requirePayment(tenantId, p.id)) });
+      return completed.save(tenantId, key, req, answer);
     },
 
     async capturePayment(req: CapturePaymentRequest, ctx: HandlerContext) {
@@ -181,8 +200,9 @@ export function paymentHandlers(deps: PaymentDeps) {
       v.done();
       const tenantId = tenantOf(ctx);
       const key = keyOf(ctx);
+      const first = captured.find(tenantId, key, req);
+      if (first) return first;
       const p = requirePayment(tenantId, req.paymentId);
-      if (p.captureKey === key) return { payment: toPayment(p) };
       if (p.status !== "authorized") throw stateRefusal(p.status);
       if (req.amount !== undefined && req.amount.currency !== p.currency) validate().fail("amount.currency", "must be the payment's currency").done();
       const amount = req.amount?.amountMinor ?? p.amountMinor;
@@ -195,15 +215,18 @@ export function paymentHandlers(deps: PaymentDeps) {
         }
       });
       logger.info({ paymentId: p.id, orderId: p.orderId || undefined }, "payment captured");
-      return { payment: toPayment(requirePayment(tenantId, p.id)) };
+      return captured.save(tenantId, key, req, create(CapturePaymentResponseSchema, { payment: toPayment(requirePayment(tenantId, p.id)) }));
     },
 
     async cancelPayment(req: CancelPaymentRequest, ctx: HandlerContext) {
       validate().id("payment_id", req.paymentId).optionalText("reason", req.reason, 200).done();
       const tenantId = tenantOf(ctx);
+      const key = keyOf(ctx);
+      const first = cancelled.find(tenantId, key, req);
+      if (first) return first;
       const p = requirePayment(tenantId, req.paymentId);
       // Cancelling twice is a no-op: the second call answers the cancelled payment.
-      if (p.status === "cancelled") return { payment: toPayment(p) };
+      if (p.status === "cancelled") return cancelled.save(tenantId, key, req, create(CancelPaymentResponseSchema, { payment: toPayment(p) }));
       if (p.status !== "authorized") throw p.status === "failed" ? failedPrecondition("payment failed; nothing to cancel") : failedPrecondition("payment already captured; refund it instead");
       await processor.cancel({ tenantId, key: `cancel:${p.id}`, intentId: p.intentId });
       const at = deps.now().toISOString();
@@ -214,7 +237,7 @@ export function paymentHandlers(deps: PaymentDeps) {
         }
       });
       logger.info({ paymentId: p.id, orderId: p.orderId || undefined, reason: req.reason || undefined }, "payment cancelled");
-      return { payment: toPayment(requirePayment(tenantId, p.id)) };
+      return cancelled.save(tenantId, key, req, create(CancelPaymentResponseSchema, { payment: toPayment(requirePayment(tenantId, p.id)) }));
     },
 
     getPayment(req: { paymentId: string }, ctx: HandlerContext) {

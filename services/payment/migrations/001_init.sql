@@ -152,3 +152,17 @@ CREATE TABLE processor_requests (
   created_at TEXT NOT NULL,
   PRIMARY KEY (tenant_id, request_key)
 );
+
+-- The answer a keyed state change gave (CompletePayment, CapturePayment,
+-- CancelPayment: they update a payment rather than insert a row), so its key
+-- retried after a restart gets that first answer, not the payment as it is now.
+CREATE TABLE keyed_answers (
+  tenant_id TEXT NOT NULL,
+  method TEXT NOT NULL,
+  request_key TEXT NOT NULL,
+  -- SHA-256 of the request's protobuf encoding: the same key with another request is refused.
+  request_hash TEXT NOT NULL,
+  response BLOB NOT NULL,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, method, request_key)
+);
