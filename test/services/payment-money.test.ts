@@ -142,6 +142,33 @@ describe("CreateRefund", () => {
     expect([more.code, more.rawMessage]).toEqual([Code.FailedPrecondition, "payment already fully refunded"]);
   });
 
+  it("a payment held in escrow is refunded only through its escrow", async () => {
+    const pi = await c.market.createPaymentIntent({ tenantId: ACME, listingId: "l-rf", userId: "u-2", amount: usd(800n) }, await keyed(c.svc, "rf-esc-intent", ACME, "u-2"));
+    await c.market.holdEscrow({ tenantId: ACME, listingId: "l-rf", buyerUserId: "u-2", sellerUserId: "u-1", paymentId: pi.paymentId, amount: usd(800n) }, await keyed(c.svc, "rf-esc-hold"));
+    const err = await callError(c.orders.createRefund({ tenantId: ACME, paymentId: pi.paymentId, amount: usd(100n) }, await keyed(c.svc, "rf-esc")));
+    expect([err.code, err.rawMessage]).toEqual([Code.FailedPrecondition, "payment is held in escrow; refund the escrow"]);
+  });
+
+  it("ticket-service down while cancelling: the refund stays pending with its amount reserved; the keyed retry finishes it, paying back once", async () => {
+    const pid = await paidOrder(c, "o-rf-down", 3000n);
+    ticket.tickets.set("tk-down", { orderId: "o-rf-down", canRefund: true });
+    ticket.cancelDown = true;
+    const down = await callError(c.orders.createRefund({ tenantId: ACME, paymentId: pid, ticketIds: ["tk-down"] }, await keyed(c.svc, "rf-down")));
+    expect(down.code).toBe(Code.Unavailable);
+    const row = c.svc.service.runtime.db.prepare("SELECT id, status, amount_minor FROM refunds WHERE tenant_id = ? AND payment_id = ?").get(ACME, pid) as { id: string; status: string; amount_minor: number };
+    expect([row.status, row.amount_minor]).toEqual(["pending", 3000]);
+    // Reserved: nothing more can be refunded meanwhile.
+    const meanwhile = await callError(c.orders.createRefund({ tenantId: ACME, paymentId: pid, amount: usd(1n) }, await keyed(c.svc, "rf-down-2")));
+    expect(meanwhile.rawMessage).toBe("payment already fully refunded");
+    ticket.cancelDown = false;
+    const res = await c.orders.createRefund({ tenantId: ACME, paymentId: pid, ticketIds: ["tk-down"] }, await keyed(c.svc, "rf-down"));
+    expect(res.refund).toMatchObject({ id: row.id, status: RefundStatus.SUCCEEDED, amount: usd(3000n) });
+    expect(count(c.svc, "SELECT COUNT(*) AS n FROM processor_requests WHERE tenant_id = ? AND kind = 'refund' AND detail = ?", ACME, row.id)).toBe(1);
+    expect(ticket.cancelled.filter((x) => x.refundId === row.id)).toEqual([{ ticketIds: ["tk-down"], refundId: row.id }]);
+    const p = await c.notifications.getPaymentDetails({ tenantId: ACME, paymentId: pid }, await c.svc.as(ACME));
+    expect(p.payment?.status).toBe(PaymentStatus.REFUNDED);
+  });
+
   it("concurrent refunds never add up past the payment", async () => {
     const pid = await paidOrder(c, "o-rf-race", 10_000n);
     const results = await Promise.allSettled(
@@ -222,6 +249,8 @@ describe("escrow", () => {
     const p = await c.notifications.getPaymentDetails({ tenantId: ACME, paymentId: pid }, await c.svc.as(ACME));
     expect(p.payment).toMatchObject({ status: PaymentStatus.REFUNDED, refundedAmount: usd(5000n) });
     expect(count(c.svc, "SELECT COUNT(*) AS n FROM refunds WHERE tenant_id = ? AND payment_id = ? AND status = 'succeeded'", ACME, pid)).toBe(1);
+    const direct = await callError(c.orders.createRefund({ tenantId: ACME, paymentId: pid, amount: usd(1n) }, await keyed(c.svc, "esc-2-direct")));
+    expect(direct.code).toBe(Code.FailedPrecondition);
     const release = await callError(c.market.releaseEscrow({ tenantId: ACME, escrowId: escrow!.id }, await keyed(c.svc, "esc-2-release")));
     expect([release.code, release.rawMessage]).toEqual([Code.FailedPrecondition, "escrow already refunded"]);
     const twice = await callError(c.market.refundEscrow({ tenantId: ACME, escrowId: escrow!.id }, await keyed(c.svc, "esc-2-refund-2")));
@@ -247,6 +276,8 @@ describe("escrow", () => {
     const pid = await resalePayment("l-5", 1000n);
     const otherBuyer = await callError(c.market.holdEscrow({ ...hold("l-5", pid, 1000n), buyerUserId: "u-9" }, await keyed(c.svc, "esc-5")));
     expect([otherBuyer.code, otherBuyer.rawMessage]).toEqual([Code.FailedPrecondition, "payment was made by another user"]);
+    const crossHold = await callError(c.market.holdEscrow({ ...hold("l-5", pid, 1000n), tenantId: GLOBEX }, await keyed(c.svc, "esc-5b", GLOBEX, "u-g1")));
+    expect(crossHold.code).toBe(Code.NotFound);
     const self = await callError(c.market.holdEscrow({ ...hold("l-5", pid, 1000n), sellerUserId: "u-2" }, await keyed(c.svc, "esc-6")));
     expect(violatedFields(self)).toEqual(["seller_user_id"]);
     const { escrow } = await c.market.holdEscrow(hold("l-5", pid, 1000n), await keyed(c.svc, "esc-7"));

@@ -39,6 +39,8 @@ export interface TicketFake {
   readonly refundLookups: string[];
   /** While true, payment notices answer UNAVAILABLE (ticket-service down). */
   down: boolean;
+  /** While true, CancelTicketsBatch answers UNAVAILABLE. */
+  cancelDown: boolean;
   stop(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ export async function startTicketFake(pki: TestPki): Promise<TicketFake> {
     cancelled: [] as { ticketIds: string[]; refundId: string }[],
     refundLookups: [] as string[],
     down: false,
+    cancelDown: false,
   };
   const apply = (key: string | null) => {
     if (fake.down) throw new ConnectError("ticket-service down", Code.Unavailable);
@@ -84,6 +87,7 @@ export async function startTicketFake(pki: TestPki): Promise<TicketFake> {
           };
         },
         cancelTicketsBatch(req) {
+          if (fake.cancelDown) throw new ConnectError("ticket-service down", Code.Unavailable);
           fake.cancelled.push({ ticketIds: [...req.ticketIds], refundId: req.refundId });
           return { results: req.ticketIds.map((ticketId) => ({ ticketId, outcome: CancelTicketOutcome.CANCELLED })) };
         },

@@ -129,7 +129,7 @@ export function escrowHandlers(deps: PaymentDeps, refunds: ReturnType<typeof ref
         refunds.reserve(tenantId, e.paymentId, {
           tenantId, id: refundId, paymentId: e.paymentId, orderId: "", status: "pending", reason: req.reason || "escrow_refunded",
           processorRefundId: "", requestKey: null, createdAt: at, completedAt: null,
-        }, e.amountMinor, []);
+        }, e.amountMinor, [], true);
       });
       logger.info({ escrowId: e.id, paymentId: e.paymentId, refundId }, "escrow refunded");
       return { escrow: toEscrow(await refundBuyer(requireEscrow(tenantId, e.id))) };

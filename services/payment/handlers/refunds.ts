@@ -41,11 +41,20 @@ export function refundFlow(deps: PaymentDeps) {
    * a new pending refund, with its tickets. One synchronous transaction: the
    * check and the insert cannot interleave with another refund.
    */
-  function reserve(tenantId: string, paymentId: string, refund: Omit<RefundRow, "amountMinor" | "currency">, amount: bigint | undefined, ticketIds: readonly string[]): RefundRow {
+  function reserve(
+    tenantId: string,
+    paymentId: string,
+    refund: Omit<RefundRow, "amountMinor" | "currency">,
+    amount: bigint | undefined,
+    ticketIds: readonly string[],
+    forEscrow = false,
+  ): RefundRow {
     return transaction(db, () => {
       const p = store.getPayment(tenantId, paymentId);
       if (!p) throw notFound("payment");
       if (!REFUNDABLE.has(p.status)) throw refundRefusal(p.status);
+      // Escrowed funds leave only through the escrow (released OR refunded), never past it.
+      if (!forEscrow && store.escrowOfPayment(tenantId, paymentId)) throw failedPrecondition("payment is held in escrow; refund the escrow");
       const remaining = p.capturedMinor - store.committedRefunds(tenantId, paymentId);
       if (remaining <= 0n) throw failedPrecondition("payment already fully refunded");
       const wanted = amount ?? remaining;
