@@ -145,17 +145,21 @@ function reread(store: OrderStore, order: OrderRow): OrderRow {
 
 /**
  * Cancels the payment of an order being cancelled, where the payment contract
- * allows it (a payment not captured). payment-service's refusal becomes ours.
+ * allows it (a payment not captured). When payment-service refuses, the
+ * payment's state says why: one that failed or was cancelled leaves nothing
+ * to undo; one that was taken must be refunded instead (our refusal).
  */
 export async function cancelOrderPayment(payments: PaymentServiceClient, order: OrderRow): Promise<void> {
-  if (order.paymentId === undefined) return;
+  const { tenantId, paymentId } = order;
+  if (paymentId === undefined) return;
   try {
-    await payments.cancelPayment(
-      { tenantId: order.tenantId, paymentId: order.paymentId, reason: "order_cancelled" },
-      keyed(paymentKeys.cancel(order.id)),
-    );
+    await payments.cancelPayment({ tenantId, paymentId, reason: "order_cancelled" }, keyed(paymentKeys.cancel(order.id)));
+    return;
   } catch (err) {
-    if (ConnectError.from(err).code === Code.FailedPrecondition) throw failedPrecondition("order payment can no longer be cancelled: refund it instead");
-    throw err;
+    if (ConnectError.from(err).code !== Code.FailedPrecondition) throw err;
   }
+  const { payments: listed } = await payments.listOrderPayments({ tenantId, orderId: order.id });
+  const status = listed.find((p) => p.id === paymentId)?.status;
+  if (status === PaymentStatus.FAILED || status === PaymentStatus.CANCELLED) return;
+  throw failedPrecondition("order payment can no longer be cancelled: refund it instead");
 }

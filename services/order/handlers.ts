@@ -23,7 +23,7 @@ const MAX_ITEMS = 50;
 const MAX_QUANTITY = 100;
 const MAX_UNIT_PRICE_MINOR = 100_000_000_000n;
 const MAX_METADATA_ENTRIES = 32;
-const PAYMENT_METHOD = /^pm_[A-Za-z0-9_]{1,64}$/;
+const PAYMENT_METHOD = /^pm_[a-z0-9_]{1,60}$/;
 
 const STATUS: Record<OrderState, OrderStatus> = {
   pending: OrderStatus.PENDING,
@@ -151,7 +151,7 @@ export function orderService(deps: OrderServiceDeps): ServiceRegistration {
         const id = newId("ord");
         const at = deps.now().toISOString();
         const row: OrderRow = {
-          tenantId, id, orderNumber: `ORD-${id.slice(4, 14).toUpperCase()}`, userId: req.userId, eventId: req.eventId,
+          tenantId, id, orderNumber: `ORD-${id.slice(4, 17).toUpperCase()}`, userId: req.userId, eventId: req.eventId,
           status: "pending", currency: req.currency, subtotalMinor: subtotal,
           // No fee, tax or discount policy exists for internal orders yet: the total is what the tickets cost.
           platformFeeMinor: 0n, processingFeeMinor: 0n, taxMinor: 0n, discountMinor: 0n, totalMinor: subtotal,

@@ -108,9 +108,15 @@ async function startFakes(): Promise<void> {
           paymentCalls.push({ method: "cancelPayment", key: keyOf(ctx), paymentId: req.paymentId });
           const p = fakePayments.get(req.paymentId);
           if (!p || p.tenantId !== req.tenantId) throw new ConnectError("payment not found", Code.NotFound);
+          if (p.status === PaymentStatus.CANCELLED) return { payment: { id: p.id, status: p.status } };
           if (p.status === PaymentStatus.COMPLETED) throw new ConnectError("payment is captured", Code.FailedPrecondition);
+          if (p.status === PaymentStatus.FAILED) throw new ConnectError("payment failed; nothing to cancel", Code.FailedPrecondition);
           p.status = PaymentStatus.CANCELLED;
           return { payment: { id: p.id, status: p.status } };
+        },
+        listOrderPayments(req) {
+          const list = [...fakePayments.values()].filter((p) => p.tenantId === req.tenantId && p.orderId === req.orderId);
+          return { payments: list.map((p) => ({ id: p.id, orderId: p.orderId, status: p.status })) };
         },
       }),
     ],
@@ -286,10 +292,10 @@ describe("order-service GetOrder", () => {
 });
 
 describe("order-service CancelOrder", () => {
-  async function pendingOrderWithPayment(key: string): Promise<{ id: string; paymentId: string }> {
+  async function pendingOrderWithPayment(key: string, paymentMethod = "pm_card_visa"): Promise<{ id: string; paymentId: string }> {
     failCompletes = true;
     try {
-      await callError(orders.createOrder(purchase(), await as(ACME, "u-1", key)));
+      await callError(orders.createOrder(purchase({ metadata: { payment_method: paymentMethod } }), await as(ACME, "u-1", key)));
     } finally {
       failCompletes = false;
     }
@@ -306,9 +312,16 @@ describe("order-service CancelOrder", () => {
     expect(again.order?.status).toBe(OrderStatus.CANCELLED);
     expect(paymentCalls.filter((c) => c.method === "cancelPayment" && c.paymentId === paymentId).map((c) => c.key)).toEqual([`order-${id}-payment-cancel`]);
     // The create retried with its key does not pay the cancelled order.
-    const retried = await orders.createOrder(purchase(), await as(ACME, "u-1", "cancel-pending"));
+    const retried = await orders.createOrder(purchase({ metadata: { payment_method: "pm_card_visa" } }), await as(ACME, "u-1", "cancel-pending"));
     expect(retried.order).toMatchObject({ id, status: OrderStatus.CANCELLED });
     expect(callsFor(paymentId, "completePayment")).toBe(1);
+  });
+
+  it("a pending order whose payment failed is cancelled: payment-service has nothing to cancel", async () => {
+    const { id, paymentId } = await pendingOrderWithPayment("cancel-failed-payment", "pm_card_declined");
+    expect(fakePayments.get(paymentId)?.status).toBe(PaymentStatus.FAILED);
+    const { order } = await orders.cancelOrder({ tenantId: ACME, orderId: id, reason: "payment_failed" }, await as(ACME, "u-1"));
+    expect(order?.status).toBe(OrderStatus.CANCELLED);
   });
 
   it("a paid order with a captured payment is FAILED_PRECONDITION; an authorized one is cancelled with its payment", async () => {
