@@ -10,7 +10,7 @@ import { failedPrecondition, notFound } from "../../shared/errors.ts";
 import { validate } from "../../shared/validate.ts";
 import type { TicketRow, TicketStore } from "../store.ts";
 import type { TicketDeps, TicketHandlers } from "./deps.ts";
-import { isEntryCredential, refundBlockers, toEvent, toState, toTicket, ts } from "./mapping.ts";
+import { isEntryCredential, refundBlockers, toEvent, toState, toStatus, toTicket, ts } from "./mapping.ts";
 
 /** Batch methods take at most this many ids per call. */
 export const MAX_BATCH = 100;
@@ -43,7 +43,7 @@ export function readHandlers({ store, now }: TicketDeps): TicketHandlers {
       const t = ticketOrNotFound(store, tenantOf(ctx), req.ticketId);
       return {
         ticketId: t.id,
-        status: toTicket(t).status,
+        status: toStatus(t.status),
         userId: t.userId,
         hasBeenTransferred: t.transferCount > 0,
         nftMinted: t.isMinted,
