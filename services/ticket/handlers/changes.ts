@@ -21,7 +21,8 @@ import { MAX_BATCH } from "./reads.ts";
 
 const SCAN_TYPES = new Set<string>(["entry", "exit", "reentry"]);
 
-function requireKey(ctx: HandlerContext): string {
+/** The call's idempotency key (keyed methods store it with the row they write). */
+export function requireKey(ctx: HandlerContext): string {
   // The framework's dedupe step already refuses keyed calls without one; this keeps the handler honest on its own.
   const key = idempotencyKeyOf(ctx);
   if (key === undefined) throw new ConnectError("idempotency-key header required", Code.InvalidArgument);

@@ -13,14 +13,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { OrderStatus, type Order } from "../../../src/gen/tickettoken/order/v1/order_service_pb.ts";
 import { MintStatus } from "../../../src/gen/tickettoken/minting/v1/minting_service_pb.ts";
 import { TicketMintStatus } from "../../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
-import { idempotencyKeyOf, tenantOf } from "../../shared/context.ts";
+import { tenantOf } from "../../shared/context.ts";
 import { transaction } from "../../shared/database.ts";
 import { failedPrecondition, notFound } from "../../shared/errors.ts";
 import { newId } from "../../shared/ids.ts";
 import { validate } from "../../shared/validate.ts";
 import { newQrCredential, newTicketNumber } from "../qr.ts";
 import type { PaymentOutcomeRow, TicketRow } from "../store.ts";
-import { applyNftUpdate } from "./changes.ts";
+import { applyNftUpdate, requireKey } from "./changes.ts";
 import type { TicketDeps, TicketHandlers } from "./deps.ts";
 import { ts } from "./mapping.ts";
 import { MAX_BATCH } from "./reads.ts";
@@ -38,11 +38,6 @@ interface MintOutcome {
   readonly mintAddress: string;
   readonly signature: string;
   readonly error: string;
-}
-
-function requireKey(key: string | undefined): string {
-  if (key === undefined) throw new ConnectError("idempotency-key header required", Code.InvalidArgument);
-  return key;
 }
 
 export function paymentHandlers(deps: TicketDeps): TicketHandlers {
@@ -175,7 +170,7 @@ export function paymentHandlers(deps: TicketDeps): TicketHandlers {
       if (req.amount) v.range("amount.amount_minor", req.amount.amountMinor, 0n, 1n << 53n).currency("amount.currency", req.amount.currency);
       v.done();
       const tenantId = tenantOf(ctx);
-      const key = requireKey(idempotencyKeyOf(ctx));
+      const key = requireKey(ctx);
       const prior = priorOutcome(tenantId, req.paymentId, req.orderId, key);
       if (prior?.outcome === "failed") throw failedPrecondition("payment was recorded as failed");
       if (prior) {
@@ -190,7 +185,8 @@ export function paymentHandlers(deps: TicketDeps): TicketHandlers {
       const quantity = order.items.reduce((n, i) => n + i.quantity, 0);
       if (quantity === 0) throw failedPrecondition("order has no tickets");
       if (req.ticketQuantity !== 0 && req.ticketQuantity !== quantity) throw failedPrecondition("ticket quantity does not match the order");
-      if (req.amount && req.amount.amountMinor !== 0n && order.total &&
+      if (order.userId === "" || order.eventId === "") throw failedPrecondition("order has no buyer or event");
+      if (req.amount && req.amount.amountMinor !== 0n && order.total && order.total.amountMinor !== 0n &&
           (req.amount.amountMinor !== order.total.amountMinor || req.amount.currency !== order.total.currency)) {
         throw failedPrecondition("amount paid does not match the order total");
       }
@@ -211,7 +207,7 @@ export function paymentHandlers(deps: TicketDeps): TicketHandlers {
         .optionalId("idempotency_key", req.idempotencyKey)
         .done();
       const tenantId = tenantOf(ctx);
-      const key = requireKey(idempotencyKeyOf(ctx));
+      const key = requireKey(ctx);
       return transaction(db, () => {
         const prior = priorOutcome(tenantId, req.paymentId, req.orderId, key);
         if (prior?.outcome === "succeeded") throw failedPrecondition("payment already succeeded");
