@@ -1,9 +1,8 @@
 /**
  * ticket-service's part of the demo data set (services/shared/demo-data.ts):
  * the events and ticket types it sells, the tickets of the completed demo
- * purchases (t-1 minted, t-3 scanned in), plus a reservation of its own
- * (order o-r1, two VIP tickets awaiting payment) so HandlePaymentFailed and
- * HandlePaymentSucceeded have something to release or confirm.
+ * purchases (t-1 minted, t-3 scanned in). Reservations (tickets held for an
+ * unpaid order) come and go at run time, so none are seeded.
  */
 import type { Database } from "../shared/database.ts";
 import { DEMO } from "../shared/demo-data.ts";
@@ -16,9 +15,6 @@ export const DEMO_EVENT = DEMO.events[0].id;
 
 /** Ticket types that may not change hands (the rest are transferable). */
 const NON_TRANSFERABLE_TYPES = new Set(["tt-vip"]);
-
-/** ticket-service's own demo reservation: not paid yet, so no order/payment rows elsewhere. */
-export const DEMO_RESERVATION = { orderId: "o-r1", userId: "u-2", ticketTypeId: "tt-vip", ticketIds: ["t-r1", "t-r2"] } as const;
 
 export function seedTickets(db: Database, now: Date): void {
   const store = createSqliteTicketStore(db);
@@ -48,12 +44,4 @@ export function seedTickets(db: Database, now: Date): void {
       ...(t.status === "used" ? { usedAt: at, validatedAt: at, scanCount: 1, lastScannedAt: at } : {}),
     });
   }
-  const vip = DEMO.ticketTypes.find((t) => t.id === DEMO_RESERVATION.ticketTypeId)!;
-  DEMO_RESERVATION.ticketIds.forEach((id, i) => {
-    store.insertTicket({
-      tenantId: vip.tenantId, id, eventId: vip.eventId, ticketTypeId: vip.id, orderId: DEMO_RESERVATION.orderId, userId: DEMO_RESERVATION.userId,
-      status: "reserved", ticketNumber: `TKT-R00${i + 1}`, priceMinor: vip.priceMinor, currency: vip.currency,
-      isTransferable: false, ...newQrCredential(id), paymentId: "", purchasedAt: null, createdAt: at,
-    });
-  });
 }

@@ -227,6 +227,8 @@ describe("ticket-service payment outcomes", () => {
 
   it("HandlePaymentFailed releases the order's reservation once; a repeat changes nothing", async () => {
     const db = svc.service.runtime.db;
+    insertReserved(db, "t-r1", "o-r1", "u-2", "tt-vip");
+    insertReserved(db, "t-r2", "o-r1", "u-2", "tt-vip");
     const req = { tenantId: ACME, orderId: "o-r1", paymentId: "pay-r1", reason: "card_declined", idempotencyKey: "payment-failed-o-r1" };
     const first = await payment.handlePaymentFailed(req, keyed(await svc.as(ACME), "payment-failed-o-r1"));
     expect(first).toEqual(expect.objectContaining({ orderId: "o-r1", reservationReleased: true, duplicate: false }));
