@@ -8,16 +8,13 @@ import type { ServiceRegistration } from "../src/server/routes.ts";
 import type { ServiceName } from "../src/identity/workloads.ts";
 import type { ServiceModule } from "./shared/runtime.ts";
 import { venueModule } from "./venue/index.ts";
-import { ticketService } from "./ticket/handlers.ts";
-import { createMemoryTicketStore } from "./ticket/store.ts";
-import { demoTickets } from "./ticket/seed.ts";
+import { ticketModule } from "./ticket/index.ts";
 
 export const serviceModules: Partial<Record<ServiceName, ServiceModule>> = {
   "venue-service": venueModule,
+  "ticket-service": ticketModule,
 };
 
 /** Legacy in-memory implementations, until their module lands. */
 export type ServiceFactory = () => ServiceRegistration;
-export const implementations: Partial<Record<ServiceName, ServiceFactory>> = {
-  "ticket-service": () => ticketService(createMemoryTicketStore(demoTickets())),
-};
+export const implementations: Partial<Record<ServiceName, ServiceFactory>> = {};
