@@ -54,6 +54,10 @@ export interface NotificationStore {
   /** True when one with this dedupe key was sent at or after `since`. */
   sentSince(tenantId: string, dedupeKey: string, since: string): boolean;
   insertNotification(row: NotificationRow): void;
+  /** Queued notifications of the tenant whose send_at is at or before `now`, oldest first. */
+  dueQueued(tenantId: string, now: string, limit: number): NotificationRow[];
+  /** queued -> sent; false when it was not queued any more (another deliverer won). */
+  markSent(tenantId: string, id: string, provider: string, messageId: string, sentAt: string): boolean;
   devicesOf(tenantId: string, userId: string): { deviceToken: string; platform: Platform }[];
   addDevice(tenantId: string, userId: string, deviceToken: string, platform: Platform, at: string): void;
   insertProviderRequest(row: ProviderRequestRow): void;
@@ -95,6 +99,9 @@ export function createSqliteNotificationStore(db: Database): NotificationStore {
   const insert = db.prepare(`INSERT INTO notifications (tenant_id, id, channel, recipient, user_id, template_name, template_data, subject, body,
     priority, status, send_at, device_count, provider, provider_message_id, dedupe_key, idempotency_key, request_hash, created_at, sent_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const due = db.prepare("SELECT * FROM notifications WHERE tenant_id = ? AND status = 'queued' AND send_at <= ? ORDER BY send_at, id LIMIT ?");
+  const markSent = db.prepare(`UPDATE notifications SET status = 'sent', provider = ?, provider_message_id = ?, sent_at = ?
+    WHERE tenant_id = ? AND id = ? AND status = 'queued'`);
   const devices = db.prepare("SELECT device_token, platform FROM push_devices WHERE tenant_id = ? AND user_id = ? ORDER BY created_at, device_token");
   const addDevice = db.prepare("INSERT OR IGNORE INTO push_devices (tenant_id, user_id, device_token, platform, created_at) VALUES (?, ?, ?, ?, ?)");
   const insertRequest = db.prepare(
@@ -122,6 +129,12 @@ export function createSqliteNotificationStore(db: Database): NotificationStore {
           n.sendAt ?? null, n.deviceCount, n.provider, n.providerMessageId, n.dedupeKey, n.idempotencyKey ?? null, n.requestHash, n.createdAt,
           n.sentAt ?? null),
       );
+    },
+    dueQueued(tenantId, now, limit) {
+      return (due.all(tenantId, now, limit) as Rec[]).map(toNotification);
+    },
+    markSent(tenantId, id, provider, messageId, sentAt) {
+      return transaction(db, () => markSent.run(provider, messageId, sentAt, tenantId, id).changes > 0);
     },
     devicesOf(tenantId, userId) {
       return (devices.all(tenantId, userId) as { device_token: string; platform: Platform }[]).map((d) => ({ deviceToken: d.device_token, platform: d.platform }));

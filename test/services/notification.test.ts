@@ -19,6 +19,8 @@ import { NotificationPriority, NotificationStatus } from "../../src/gen/ticketto
 import { notificationModule } from "../../services/notification/index.ts";
 import { createSqliteNotificationStore, type NotificationStore } from "../../services/notification/store.ts";
 import { registerDevice } from "../../services/notification/devices.ts";
+import { createFakeProviders } from "../../services/notification/providers.ts";
+import { deliverDueEmails } from "../../services/notification/scheduled.ts";
 import { ACME, GLOBEX } from "../../services/shared/demo-data.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 import { callError, startService, violatedFields, type ServiceHarness } from "../support/service-harness.ts";
@@ -113,6 +115,20 @@ describe("notification-service SendEmail", () => {
     expect(res.status).toBe(NotificationStatus.QUEUED);
     expect(store.getNotification(ACME, res.notificationId)).toMatchObject({ status: "queued", sentAt: undefined });
     expect(count("provider_requests")).toBe(sent);
+
+    // Delivered once due, exactly once.
+    const deps = { store, providers: createFakeProviders(store, () => clock), now: () => clock };
+    expect(await deliverDueEmails(deps, ACME)).toBe(0);
+    const before = clock;
+    try {
+      clock = new Date(before.getTime() + 2 * 3_600_000);
+      expect(await deliverDueEmails(deps, ACME)).toBe(1);
+      expect(await deliverDueEmails(deps, ACME)).toBe(0);
+    } finally {
+      clock = before;
+    }
+    expect(store.getNotification(ACME, res.notificationId)).toMatchObject({ status: "sent", provider: "sendgrid" });
+    expect(store.providerRequests(ACME, res.notificationId)).toMatchObject([{ recipient: "later@acme.test", subject: "Your order o-later is confirmed" }]);
   });
 
   it("refuses a bad address, an unknown template and a missing template value, by field", async () => {
