@@ -5,8 +5,8 @@
  * session row, so revoking the session invalidates the token before it
  * expires.
  *
- * `issue` is what a login would call; tests and the demo mint tokens with it
- * (`createUserTokens(createSqliteAuthStore(db), now).issue({ tenantId, userId })`).
+ * `issue` is what a login would call; tests and the demo mint tokens with
+ * `mintUserToken(db, { tenantId, userId })` below.
  */
 import { randomUUID } from "node:crypto";
 import type { JWK } from "jose";
@@ -20,7 +20,7 @@ import {
   verifyStrictJws,
 } from "../../src/auth/keys.ts";
 import { transaction, type Database } from "../shared/database.ts";
-import type { AuthStore, UserRow } from "./store.ts";
+import { createSqliteAuthStore, type AuthStore, type UserRow } from "./store.ts";
 
 export const USER_TOKEN_TYPE = "at+jwt";
 export const USER_TOKEN_ISSUER = "tickettoken-auth";
@@ -155,4 +155,16 @@ function headerKid(token: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Mints an access token for a user of an auth-service database, as a login
+ * would: what tests and demo flows call (e.g. with `harness.service.runtime.db`).
+ */
+export function mintUserToken(
+  db: Database,
+  input: { tenantId: string; userId: string; ttlSeconds?: number },
+  now: () => Date = () => new Date(),
+): Promise<IssuedUserToken> {
+  return createUserTokens(createSqliteAuthStore(db), db, now).issue(input);
 }

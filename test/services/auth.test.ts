@@ -9,7 +9,7 @@ import { Code } from "@connectrpc/connect";
 import { createAuthServiceClient, type AuthServiceClient } from "../../src/gen/tickettoken/auth/v1/auth_service_rpc.ts";
 import { authModule } from "../../services/auth/index.ts";
 import { createSqliteAuthStore } from "../../services/auth/store.ts";
-import { createUserTokens, type UserTokens } from "../../services/auth/user-tokens.ts";
+import { createUserTokens, mintUserToken, type UserTokens } from "../../services/auth/user-tokens.ts";
 import { openDatabase, loadMigrations } from "../../services/shared/database.ts";
 import { ACME, GLOBEX } from "../../services/shared/demo-data.ts";
 import { seedAuth } from "../../services/auth/seed.ts";
@@ -161,6 +161,12 @@ describe("auth-service ValidateToken", () => {
     expect(res).toMatchObject({ valid: false, reason: "bad signature" });
     expect(res.user).toBeUndefined();
     expect(await gateway.validateToken({ token: "not.a.jwt" }, noContext)).toMatchObject({ valid: false, reason: "malformed" });
+  });
+
+  it("mintUserToken mints against the service's database, as a login would", async () => {
+    const { token } = await mintUserToken(auth.service.runtime.db, { tenantId: GLOBEX, userId: "admin-g1" }, () => clock);
+    const res = await gateway.validateToken({ token }, noContext);
+    expect(res).toMatchObject({ valid: true, user: { id: "admin-g1", tenantId: GLOBEX, role: "admin" } });
   });
 
   it("a token signed by a key this service does not hold is not valid", async () => {

@@ -252,10 +252,14 @@ describe("event-service CreateEvent (real venue-service)", () => {
     durable = await startService(pki, eventModule, { env: env(), now: () => clock, database });
     try {
       const client = await durable.client("api-gateway", createEventServiceClient);
+      // First after the restart, so the stored row (not the framework's in-memory dedupe) refuses the key for another request.
+      const err = await callError(client.createEvent(newEvent({ name: "Another Night" }), await write(ACME, "admin-1", "restart-1", durable)));
+      expect(err.code).toBe(Code.FailedPrecondition);
       const again = await client.createEvent(newEvent({ name: "Durable Night" }), await write(ACME, "admin-1", "restart-1", durable));
       expect(again.event?.id).toBe(first.event?.id);
       expect(again.ticketTypes.map((t) => t.id)).toEqual(first.ticketTypes.map((t) => t.id));
       expect(countEvents(durable, "idempotency_key = ?", "restart-1")).toBe(1);
+
     } finally {
       await durable.stop();
     }

@@ -157,6 +157,9 @@ describe("notification-service SendEmail", () => {
     durable = await startService(pki, notificationModule, { now: () => clock, database });
     try {
       const client = await durable.client("queue-service", createNotificationServiceClient);
+      // First after the restart, so the stored row (not the framework's in-memory dedupe) refuses the key for another request.
+      const err = await callError(client.sendEmail({ ...req, to: "other@acme.test" }, await keyed(ACME, "restart-1", durable)));
+      expect(err.code).toBe(Code.FailedPrecondition);
       expect(await client.sendEmail(req, await keyed(ACME, "restart-1", durable))).toEqual(first);
       expect([count("notifications", durable), count("provider_requests", durable)]).toEqual([1, 1]);
     } finally {
