@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { timestampFromDate, timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type CallOptions, type HandlerContext } from "@connectrpc/connect";
 import { createEventServiceClient, type EventServiceClient } from "../../src/gen/tickettoken/event/v1/event_service_rpc.ts";
@@ -21,7 +22,7 @@ import { callContext } from "../../src/auth/call-context.ts";
 import { createServer, type RpcServer } from "../../src/server/server.ts";
 import { implement } from "../../src/server/routes.ts";
 import { silentLogger } from "../../src/observability/logger.ts";
-import { resilienceRegistry } from "../../src/resilience/registry.ts";
+import { ResilienceRegistry, resilienceRegistry } from "../../src/resilience/registry.ts";
 import { eventModule } from "../../services/event/index.ts";
 import { venueModule } from "../../services/venue/index.ts";
 import { ACME, GLOBEX } from "../../services/shared/demo-data.ts";
@@ -164,6 +165,27 @@ describe("event-service GetEventScanStats", () => {
       expect(live.timing).toMatchObject({ isUpcoming: false, isOngoing: true, isPast: false, doorsAreOpen: true, minutesUntilStart: -60, minutesSinceEnd: -180 });
     } finally {
       clock = before;
+    }
+  });
+
+  it("ticket-service unreachable is UNAVAILABLE, not a partial answer", async () => {
+    const closedPort = await new Promise<number>((resolve) => {
+      const probe = createNetServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const isolated = await startService(pki, eventModule, {
+      env: { ...env(), ...rpcAddressEnv("ticket-service", `127.0.0.1:${closedPort}`) },
+      // Its own breakers, so this outage does not touch the file's other tests.
+      resilience: { registry: new ResilienceRegistry({ logger: silentLogger() }) },
+    });
+    try {
+      const client = await isolated.client("scanning-service", createEventServiceClient);
+      const err = await callError(client.getEventScanStats({ tenantId: ACME, eventId: "e-1" }, await isolated.as(ACME, "u-1", ["events:read"])));
+      expect(err.code).toBe(Code.Unavailable);
+    } finally {
+      await isolated.stop();
     }
   });
 
