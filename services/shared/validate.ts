@@ -8,6 +8,7 @@ import { invalidArgument, type FieldViolation } from "./errors.ts";
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,190}\.[^\s@]{2,63}$/;
 const CURRENCY = /^[A-Z]{3}$/;
+const E164 = /^\+[1-9][0-9]{7,14}$/;
 
 export class Validator {
   private readonly violations: FieldViolation[] = [];
@@ -41,6 +42,11 @@ export class Validator {
 
   email(field: string, value: string): this {
     return EMAIL.test(value) ? this : this.fail(field, "must be an email address");
+  }
+
+  /** A phone number in E.164 form, e.g. +15550100001. */
+  phone(field: string, value: string): this {
+    return E164.test(value) ? this : this.fail(field, "must be an E.164 phone number, e.g. +15550100001");
   }
 
   currency(field: string, value: string): this {
