@@ -51,7 +51,7 @@ export const DEMO = {
     { id: "pay-g1", tenantId: GLOBEX, orderId: "o-g1", userId: "u-g1", amountMinor: 3000, currency: "USD", status: "succeeded", providerIntentId: "pi_demo_g1" },
   ],
   tickets: [
-    { id: "t-1", tenantId: ACME, eventId: "e-1", ticketTypeId: "tt-ga", orderId: "o-1", userId: "u-1", status: "sold", number: "TKT-0001", priceMinor: 4500, tokenId: "mint-t-1" },
+    { id: "t-1", tenantId: ACME, eventId: "e-1", ticketTypeId: "tt-ga", orderId: "o-1", userId: "u-1", status: "sold", number: "TKT-0001", priceMinor: 4500, tokenId: "Mint111111111111111111111111111111111111111" },
     { id: "t-2", tenantId: ACME, eventId: "e-1", ticketTypeId: "tt-ga", orderId: "o-1", userId: "u-1", status: "sold", number: "TKT-0002", priceMinor: 4500, tokenId: "" },
     { id: "t-3", tenantId: ACME, eventId: "e-1", ticketTypeId: "tt-ga", orderId: "o-1", userId: "u-1", status: "used", number: "TKT-0003", priceMinor: 4500, tokenId: "" },
     { id: "t-g1", tenantId: GLOBEX, eventId: "e-g1", ticketTypeId: "tt-g-std", orderId: "o-g1", userId: "u-g1", status: "sold", number: "TKT-G001", priceMinor: 3000, tokenId: "" },

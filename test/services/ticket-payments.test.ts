@@ -257,7 +257,7 @@ describe("ticket-service payment outcomes", () => {
     const before = mintCalls.length;
     const res = await queue.processMint({ tenantId: ACME, orderId: "o-1", eventId: "e-1", userId: "u-1" }, await svc.as(ACME));
     expect(res.results.map((r) => [r.ticketId, r.status, r.mintAddress])).toEqual([
-      ["t-1", TicketMintStatus.MINTED, "mint-t-1"],
+      ["t-1", TicketMintStatus.MINTED, "Mint111111111111111111111111111111111111111"],
       ["t-2", TicketMintStatus.MINTED, "FakeMint-t-2"],
       ["t-3", TicketMintStatus.MINTED, "FakeMint-t-3"],
     ]);

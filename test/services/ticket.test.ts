@@ -129,11 +129,11 @@ describe("ticket-service reads", () => {
 
   it("GetTicketByToken and BatchGetTicketsByToken find minted tickets, per tenant", async () => {
     const indexer = await as("blockchain-indexer");
-    const one = await indexer.getTicketByToken({ tenantId: ACME, tokenId: "mint-t-1" }, await svc.as(ACME));
-    expect(one.ticket).toMatchObject({ id: "t-1", tokenId: "mint-t-1", isMinted: true });
-    expect((await callError(indexer.getTicketByToken({ tenantId: GLOBEX, tokenId: "mint-t-1" }, await svc.as(GLOBEX)))).code).toBe(Code.NotFound);
+    const one = await indexer.getTicketByToken({ tenantId: ACME, tokenId: "Mint111111111111111111111111111111111111111" }, await svc.as(ACME));
+    expect(one.ticket).toMatchObject({ id: "t-1", tokenId: "Mint111111111111111111111111111111111111111", isMinted: true });
+    expect((await callError(indexer.getTicketByToken({ tenantId: GLOBEX, tokenId: "Mint111111111111111111111111111111111111111" }, await svc.as(GLOBEX)))).code).toBe(Code.NotFound);
 
-    const batch = await indexer.batchGetTicketsByToken({ tenantId: ACME, tokenIds: ["mint-t-1", "no-such-mint"] }, await svc.as(ACME));
+    const batch = await indexer.batchGetTicketsByToken({ tenantId: ACME, tokenIds: ["Mint111111111111111111111111111111111111111", "no-such-mint"] }, await svc.as(ACME));
     expect(batch.tickets.map((t) => t.id)).toEqual(["t-1"]);
     expect(batch.notFoundTokenIds).toEqual(["no-such-mint"]);
     const tooMany = await callError(indexer.batchGetTicketsByToken({ tenantId: ACME, tokenIds: Array.from({ length: 101 }, (_, i) => `m${i}`) }, await svc.as(ACME)));
@@ -352,7 +352,7 @@ describe("ticket-service UpdateNft", () => {
 
   it("a mint address another ticket holds is refused; an empty update is INVALID_ARGUMENT; NOT_FOUND across tenants", async () => {
     const minting = await as("minting-service");
-    const taken = await callError(minting.updateNft({ tenantId: ACME, ticketId: "vip-1", nftMintAddress: "mint-t-1" }, await svc.as(ACME)));
+    const taken = await callError(minting.updateNft({ tenantId: ACME, ticketId: "vip-1", nftMintAddress: "Mint111111111111111111111111111111111111111" }, await svc.as(ACME)));
     expect([taken.code, taken.rawMessage]).toEqual([Code.FailedPrecondition, "mint address belongs to another ticket"]);
     const empty = await callError(minting.updateNft({ tenantId: ACME, ticketId: "vip-1" }, await svc.as(ACME)));
     expect(empty.code).toBe(Code.InvalidArgument);
