@@ -15,7 +15,9 @@
  * Redis unreachable (the call rejects or times out): the local verdict stands,
  * so same-replica replays are still caught and calls keep working; a replay
  * sent to another replica is not caught until Redis is back. That state is
- * logged (throttled) and reported by `status()` for readiness.
+ * logged (throttled) and reported by `status()` for readiness; for
+ * `retryAfterMs` after a failure Redis is not asked, so a hung Redis costs one
+ * command timeout per second, not one per call.
  */
 import type { Redis } from "ioredis";
 import type { Logger } from "../observability/logger.ts";
@@ -34,6 +36,8 @@ export interface RedisReplayCacheOptions {
   /** Prefix of every key (default "tt-rpc:replay:"); name the service in it when services share a Redis. */
   readonly keyPrefix?: string;
   readonly logger?: Logger;
+  /** After a failed Redis check, answer from the local cache alone for this long before asking Redis again (default 1 s). */
+  readonly retryAfterMs?: number;
   /** Clock in epoch milliseconds (tests inject one). */
   readonly now?: () => number;
 }
@@ -81,7 +85,10 @@ export function createRedisReplayCache(options: RedisReplayCacheOptions): RedisR
   const warnDegraded = logger
     ? throttledWarn(logger, "replay cache: Redis unreachable; only replays to this replica are caught until it is back", { perWindow: 1, windowMs: 30_000 })
     : undefined;
+  const retryAfterMs = options.retryAfterMs ?? 1_000;
   let degradedSince: number | undefined;
+  /** A hung Redis costs a command timeout per check: after a failure, calls skip it until then. */
+  let skipRedisUntil = 0;
 
   return {
     async check(peer, jti, keepUntil) {
@@ -92,6 +99,7 @@ export function createRedisReplayCache(options: RedisReplayCacheOptions): RedisR
       const jtiTtlMs = Math.ceil(keepUntil * 1000 - t);
       // Already past: every later presentation is stale, nothing to share.
       if (jtiTtlMs <= 0) return "fresh";
+      if (t < skipRedisUntil) return verdict;
       const generation = Math.floor(keepUntil / generationSeconds);
       const quotaTtlMs = Math.max(1, Math.ceil((generation + 1) * generationSeconds * 1000 - t));
       // The {peer} hash tag keeps both keys of a check in one Redis Cluster slot.
@@ -101,6 +109,7 @@ export function createRedisReplayCache(options: RedisReplayCacheOptions): RedisR
         answer = await scripts.ttReplayCheck(`${tag}:j:${jti}`, `${tag}:q:${generation}`, jtiTtlMs, maxPerGeneration, quotaTtlMs);
       } catch (err) {
         degradedSince ??= t;
+        skipRedisUntil = now() + retryAfterMs;
         warnDegraded?.({ err: errorSummary(err) });
         return verdict;
       }

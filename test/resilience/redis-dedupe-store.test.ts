@@ -106,7 +106,22 @@ describe("Redis dedupe store", () => {
   });
 });
 
-describe("Redis dedupe store with Redis down", () => {
+describe("Redis dedupe store with Redis hung or down", () => {
+  it("a hung Redis (SIGSTOP) makes begin reject at the command timeout; it works again once Redis answers", async () => {
+    const hung = await startRedis();
+    try {
+      const store = createRedisDedupeStore({ redis: await hung.client({ commandTimeoutMs: 200 }) });
+      expectState(await store.begin("before", "fp"), "claimed");
+      hung.pause();
+      await expect(store.begin("hung", "fp")).rejects.toThrow(/timed out/i);
+      hung.resume();
+      expectState(await store.begin("after", "fp"), "claimed");
+    } finally {
+      hung.resume();
+      await hung.close();
+    }
+  });
+
   it("every method rejects (bounded by the client's timeouts), so the server can fail closed", async () => {
     const down = await startRedis();
     const client = await down.client();

@@ -126,6 +126,40 @@ describe("Redis replay cache", () => {
   });
 });
 
+describe("Redis replay cache with a hung Redis", () => {
+  it("costs one command timeout, then skips Redis for retryAfterMs (local verdicts only), then asks again", async () => {
+    const hung = await startRedis();
+    const client = await hung.client({ commandTimeoutMs: 200 });
+    let t = Date.now();
+    const cache = createRedisReplayCache({ redis: client, keyPrefix: "hung:", retryAfterMs: 1_000, now: () => t });
+    const keepUntil = Math.floor(t / 1000) + 20;
+    const inRedis = async (jti: string) => (await client.exists(`hung:{${PEER}}:j:${jti}`)) === 1;
+    try {
+      const first = newJti();
+      expect(await cache.check(PEER, first, keepUntil)).toBe("fresh");
+      expect(await inRedis(first)).toBe(true);
+      hung.pause();
+      expect(await cache.check(PEER, newJti(), keepUntil)).toBe("fresh"); // after the 200 ms timeout
+      expect(cache.status().degraded).toBe(true);
+      hung.resume();
+      // Within retryAfterMs: not asked (nothing recorded in Redis), still degraded, local replays still caught.
+      const skipped = newJti();
+      expect(await cache.check(PEER, skipped, keepUntil)).toBe("fresh");
+      expect(await cache.check(PEER, skipped, keepUntil)).toBe("replayed");
+      expect(await inRedis(skipped)).toBe(false);
+      expect(cache.status().degraded).toBe(true);
+      t += 1_001;
+      const asked = newJti();
+      expect(await cache.check(PEER, asked, keepUntil)).toBe("fresh");
+      expect(await inRedis(asked)).toBe(true);
+      expect(cache.status().degraded).toBe(false);
+    } finally {
+      hung.resume();
+      await hung.close();
+    }
+  });
+});
+
 describe("a call token replayed to another replica", () => {
   const TENANT = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
   const PATH = TicketServiceContract.methods.getTicketStatus.path;

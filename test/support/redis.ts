@@ -19,9 +19,12 @@ export interface TestRedis {
   readonly port: number;
   readonly url: string;
   /** A connected client configured like the servers' (fails fast, no offline queue); closed by `close()`. */
-  client(): Promise<Redis>;
+  client(options?: { commandTimeoutMs?: number }): Promise<Redis>;
   /** SIGKILL, as a crash; resolves when the process is gone. */
   kill(): Promise<void>;
+  /** SIGSTOP: the port stays open but nothing answers (a hung server) until `resume()`. */
+  pause(): void;
+  resume(): void;
   /** Starts it again on the same port. */
   start(): Promise<void>;
   close(): Promise<void>;
@@ -97,14 +100,16 @@ export async function startRedis(options: { persistent?: boolean } = {}): Promis
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
-    async client() {
-      const c = createRedisClient(parseRedisUrl(`redis://127.0.0.1:${port}`), { commandTimeoutMs: 2000 });
+    async client(opts = {}) {
+      const c = createRedisClient(parseRedisUrl(`redis://127.0.0.1:${port}`), { commandTimeoutMs: opts.commandTimeoutMs ?? 2000 });
       c.on("error", () => {}); // reconnects on its own; the test asserts on command results
       clients.push(c);
       if (c.status !== "ready") await new Promise<void>((resolve) => c.once("ready", () => resolve()));
       return c;
     },
     kill,
+    pause: () => void proc?.kill("SIGSTOP"),
+    resume: () => void proc?.kill("SIGCONT"),
     start: launch,
     async close() {
       clients.forEach((c) => c.disconnect());
