@@ -26,7 +26,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { callContextKey } from "../auth/call-context.ts";
 import { IDEMPOTENCY_KEY_HEADER } from "../observability/headers.ts";
 import type { Logger } from "../observability/logger.ts";
-import type { DedupeStore } from "../resilience/dedupe-store.ts";
+import type { DedupeBegin, DedupeStore } from "../resilience/dedupe-store.ts";
 import type { CallResult, ServerCall, ServerInterceptor, ServerNext } from "./call.ts";
 import { throttledWarn, type ThrottledWarn } from "./log-throttle.ts";
 
@@ -36,7 +36,9 @@ const MAX_WAIT_ROUNDS = 4;
 
 export function dedupeInterceptor(store: DedupeStore, logger?: Logger): ServerInterceptor {
   // A shared store that is down fails every keyed call: one line per burst, not one per call.
-  const storeDown = logger ? throttledWarn(logger, "idempotency store unavailable: keyed calls answer UNAVAILABLE", { perWindow: 1, windowMs: 10_000 }) : undefined;
+  const storeDown = logger
+    ? throttledWarn(logger, "idempotency store unavailable: keyed calls answer UNAVAILABLE", { perWindow: 1, windowMs: 10_000 })
+    : undefined;
   return (next) => (call) =>
     call.contract.idempotencyKey && call.method.methodKind === "unary" ? dedupe(store, logger, storeDown, call, next) : next(call);
 }
@@ -90,7 +92,7 @@ async function beginOrUnavailable(
   call: ServerCall,
   scope: string,
   fingerprint: string,
-): Promise<Awaited<ReturnType<DedupeStore["begin"]>>> {
+): Promise<DedupeBegin> {
   try {
     return await store.begin(scope, fingerprint);
   } catch (err) {
