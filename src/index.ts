@@ -17,3 +17,6 @@ export type { ResilienceEvent, ResilienceObserver } from "./resilience/events.ts
 export type { ServiceContract, MethodContract, AccessRule } from "./contract/types.ts";
 export { Code, ConnectError } from "@connectrpc/connect";
 export { createMemoryDedupeStore, type DedupeStore, type DedupeBegin, type MemoryDedupeStoreOptions } from "./resilience/dedupe-store.ts";
+export { createStateBackends, type StateBackends, type StateBackendsOptions, type StateBackendsStatus } from "./server/state-backends.ts";
+export { createRedisDedupeStore, type RedisDedupeStoreOptions } from "./resilience/redis-dedupe-store.ts";
+export { createRedisReplayCache, type RedisReplayCache, type RedisReplayCacheOptions } from "./auth/redis-replay-cache.ts";

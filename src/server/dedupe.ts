@@ -26,19 +26,30 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { callContextKey } from "../auth/call-context.ts";
 import { IDEMPOTENCY_KEY_HEADER } from "../observability/headers.ts";
 import type { Logger } from "../observability/logger.ts";
-import type { DedupeStore } from "../resilience/dedupe-store.ts";
+import type { DedupeBegin, DedupeStore } from "../resilience/dedupe-store.ts";
 import type { CallResult, ServerCall, ServerInterceptor, ServerNext } from "./call.ts";
+import { throttledWarn, type ThrottledWarn } from "./log-throttle.ts";
 
 const KEY_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 /** A waiter re-checks after the call it waited on settles; more rounds than this means churn, not progress. */
 const MAX_WAIT_ROUNDS = 4;
 
 export function dedupeInterceptor(store: DedupeStore, logger?: Logger): ServerInterceptor {
+  // A shared store that is down fails every keyed call: one line per burst, not one per call.
+  const storeDown = logger
+    ? throttledWarn(logger, "idempotency store unavailable: keyed calls answer UNAVAILABLE", { perWindow: 1, windowMs: 10_000 })
+    : undefined;
   return (next) => (call) =>
-    call.contract.idempotencyKey && call.method.methodKind === "unary" ? dedupe(store, logger, call, next) : next(call);
+    call.contract.idempotencyKey && call.method.methodKind === "unary" ? dedupe(store, logger, storeDown, call, next) : next(call);
 }
 
-async function dedupe(store: DedupeStore, logger: Logger | undefined, call: ServerCall, next: ServerNext): Promise<CallResult> {
+async function dedupe(
+  store: DedupeStore,
+  logger: Logger | undefined,
+  storeDown: ThrottledWarn | undefined,
+  call: ServerCall,
+  next: ServerNext,
+): Promise<CallResult> {
   const key = call.context.requestHeader.get(IDEMPOTENCY_KEY_HEADER);
   if (key === null) throw new ConnectError(`${IDEMPOTENCY_KEY_HEADER} header required`, Code.InvalidArgument);
   // Several header values arrive joined by ", " and fail the pattern too.
@@ -51,7 +62,7 @@ async function dedupe(store: DedupeStore, logger: Logger | undefined, call: Serv
     .digest("base64");
 
   for (let round = 0; round < MAX_WAIT_ROUNDS; round++) {
-    const found = await store.begin(scope, fingerprint);
+    const found = await beginOrUnavailable(store, storeDown, call, scope, fingerprint);
     switch (found.state) {
       case "claimed":
         return runOnce(store, logger, call, next, scope, found.token);
@@ -68,6 +79,26 @@ async function dedupe(store: DedupeStore, logger: Logger | undefined, call: Serv
   }
   // Retryable: the caller's next attempt finds the stored result.
   throw new ConnectError("a call with this idempotency key is still in progress", Code.Aborted);
+}
+
+/**
+ * Fail closed: without the store the call can be neither deduplicated nor
+ * safely run, so it is refused with UNAVAILABLE (retryable: the key makes the
+ * retry safe), never INTERNAL and never run without dedupe.
+ */
+async function beginOrUnavailable(
+  store: DedupeStore,
+  storeDown: ThrottledWarn | undefined,
+  call: ServerCall,
+  scope: string,
+  fingerprint: string,
+): Promise<DedupeBegin> {
+  try {
+    return await store.begin(scope, fingerprint);
+  } catch (err) {
+    storeDown?.({ method: call.contract.path, err: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    throw new ConnectError("service temporarily unavailable", Code.Unavailable);
+  }
 }
 
 function conflict(logger: Logger | undefined, call: ServerCall, peer: string): ConnectError {
