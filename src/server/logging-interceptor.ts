@@ -35,7 +35,8 @@ function finishCall(logger: Logger, observe: CallObserver | undefined, call: Ser
     protocol: call.protocol,
     // The verified identity once authentication passed (even if authorization then failed), else ip:port.
     peer: (ctx ?? call.context.values.get(authenticatedKey))?.caller.workload ?? call.peer?.address,
-    tenant: ctx?.tenantId,
+    // Also when authorization refused the call: the verified context token's tenant, never the request's.
+    tenant: ctx?.tenantId ?? call.context.values.get(authenticatedKey)?.context?.tenantId,
     code: codeName(code),
     durationMs: Math.round(durationMs * 1000) / 1000,
     requestId: call.context.requestHeader.get(REQUEST_ID_HEADER) ?? undefined,

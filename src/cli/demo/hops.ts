@@ -39,6 +39,9 @@ interface LogLine {
   time?: number;
 }
 
+/** The codes the security layer answers with, each preceded by its "call rejected" line. */
+const REJECTION_CODES = new Set(["UNAUTHENTICATED", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED"]);
+
 function parse(line: string): LogLine | undefined {
   if (!line.startsWith("{")) return undefined;
   try {
@@ -52,7 +55,8 @@ function parse(line: string): LogLine | undefined {
 export function readHops(logDir: string, requestId: string): Hop[] {
   if (!existsSync(logDir)) return [];
   const hops: Hop[] = [];
-  const reasons = new Map<string, string>();
+  // "call rejected" lines, in order, per service and method: each explains the next refused call of that method.
+  const reasons = new Map<string, string[]>();
   for (const file of readdirSync(logDir).filter((f) => f.endsWith(".log"))) {
     const service = file.slice(0, -".log".length);
     for (const raw of readFileSync(join(logDir, file), "utf8").split("\n")) {
@@ -60,7 +64,10 @@ export function readHops(logDir: string, requestId: string): Hop[] {
       if (!raw.includes(requestId)) continue;
       const l = parse(raw);
       if (!l || l.requestId !== requestId) continue;
-      if (l.msg === "call rejected" && l.method && l.reason) reasons.set(`${service} ${l.method}`, l.reason);
+      if (l.msg === "call rejected" && l.method && l.reason) {
+        const key = `${service} ${l.method}`;
+        reasons.set(key, [...(reasons.get(key) ?? []), l.reason]);
+      }
       if (l.msg !== "rpc" || !l.method) continue;
       const durationMs = l.durationMs ?? 0;
       hops.push({
@@ -76,11 +83,11 @@ export function readHops(logDir: string, requestId: string): Hop[] {
     }
   }
   return hops
+    .sort((a, b) => a.startedAt - b.startedAt)
     .map((h) => {
-      const reason = h.code !== "OK" ? reasons.get(`${h.service} ${h.method}`) : undefined;
+      const reason = REJECTION_CODES.has(h.code) ? reasons.get(`${h.service} ${h.method}`)?.shift() : undefined;
       return reason ? { ...h, reason } : h;
-    })
-    .sort((a, b) => a.startedAt - b.startedAt);
+    });
 }
 
 /**
