@@ -1,6 +1,7 @@
 /**
- * Writes deploy/base/: one file per service contract (ServiceAccount,
- * headless Service, Deployment, PodDisruptionBudget) and the kustomization
+ * Writes deploy/base/: one file per service contract (ServiceAccount and
+ * the Role csi-driver-spiffe needs, headless Service, Deployment,
+ * PodDisruptionBudget) and the kustomization
  * listing them. Generated from the contracts, so ports and downstream
  * addresses cannot drift from them; test/deploy/manifests.test.ts checks the
  * committed files equal what this renders.
@@ -106,6 +107,20 @@ function objectsFor(c: Contract): object[] {
   const httpProbe = (path: string, extra: object) => ({ httpGet: { path, port: "ops" }, ...extra });
   return [
     { apiVersion: "v1", kind: "ServiceAccount", metadata, automountServiceAccountToken: false },
+    // csi-driver-spiffe requests the pod's certificate with the pod's service account token.
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: `${name}-svid`, labels: labels(name) },
+      rules: [{ apiGroups: ["cert-manager.io"], resources: ["certificaterequests"], verbs: ["create"] }],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: `${name}-svid`, labels: labels(name) },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: `${name}-svid` },
+      subjects: [{ kind: "ServiceAccount", name }],
+    },
     {
       apiVersion: "v1",
       kind: "Service",

@@ -20,6 +20,8 @@ import { Namespace } from "kubernetes-models/v1/Namespace";
 import { Service } from "kubernetes-models/v1/Service";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
+import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IPodSpec } from "kubernetes-models/v1/PodSpec";
 import { serviceContracts } from "../../src/gen/contracts.ts";
@@ -60,6 +62,8 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   "v1/ServiceAccount": ServiceAccount,
   "v1/Namespace": Namespace,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
+  "rbac.authorization.k8s.io/v1/Role": Role,
+  "rbac.authorization.k8s.io/v1/RoleBinding": RoleBinding,
 };
 
 const docs = loadDocs();
@@ -69,7 +73,7 @@ const matches = (selector: Record<string, string>, labels: Record<string, string
 
 describe("deploy/ manifests", () => {
   it("every document parses and validates against its kind's Kubernetes schema", () => {
-    expect(docs.length).toBeGreaterThan(serviceContracts.length * 4);
+    expect(docs.length).toBeGreaterThan(serviceContracts.length * 6);
     for (const { file, obj } of docs) {
       if (obj.kind === "Kustomization") {
         expect(obj.apiVersion, file).toBe("kustomize.config.k8s.io/v1beta1");
@@ -186,6 +190,10 @@ describe("deploy/ manifests", () => {
       // The SPIFFE ID csi-driver-spiffe issues names the pod's service account: it must be the service's name.
       expect(pod.serviceAccountName).toBe(name);
       expect(inBase("ServiceAccount", name)).toBeDefined();
+      // ...which csi-driver-spiffe uses to request it: allowed to create CertificateRequests.
+      const binding = docs.find((d) => d.file.startsWith("base/") && d.obj.kind === "RoleBinding" && d.obj.subjects?.some((s: { name: string }) => s.name === name))?.obj;
+      const role = inBase("Role", binding?.roleRef.name);
+      expect(role?.rules).toContainEqual({ apiGroups: ["cert-manager.io"], resources: ["certificaterequests"], verbs: ["create"] });
     });
 
     it("gets a dns:/// address for every downstream its contract allows it to call, each one valid", () => {
