@@ -8,6 +8,7 @@
  * another replica); restarted on its port, it takes traffic again.
  */
 import { fork, type ChildProcess } from "node:child_process";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConnectError } from "@connectrpc/connect";
 import { TicketServiceContract, type TicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
@@ -193,6 +194,34 @@ describe("many replicas behind one target", () => {
       await load;
     }
   }, 90_000);
+
+  it("leaves an address that refuses connections out of rotation: no call fails, the live replicas answer", async () => {
+    // A port nothing listens on: bound, then closed.
+    const dead = await new Promise<number>((resolve) => {
+      const probe = createNetServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const live = [replicas[0]!, replicas[2]!];
+    const seen: ResilienceEvent[] = [];
+    const partial = createServiceClient(TicketServiceContract, {
+      identity: await pki.material("payment-service"),
+      env: { TICKET_RPC_ADDRESS: `ipv4:127.0.0.1:${live[0]!.port},127.0.0.1:${dead},127.0.0.1:${live[1]!.port}` },
+      resilience: { registry: new ResilienceRegistry({ logger: silentLogger(), observe: (e) => seen.push(e) }) },
+    });
+    try {
+      const answeredBy: number[] = [];
+      for (let i = 0; i < 200; i++) answeredBy.push(await callOnce(partial, headers, i));
+      expect(new Set(answeredBy)).toEqual(new Set(live.map((r) => r.pid)));
+      // Both live replicas share the calls (round robin over the connected ones).
+      for (const r of live) expect(answeredBy.filter((pid) => pid === r.pid).length).toBeGreaterThan(50);
+      // Not rescued by retries: no attempt was ever sent to the dead address.
+      expect(seen.filter((e) => e.type === "retry")).toEqual([]);
+    } finally {
+      closeClient(partial);
+    }
+  });
 
   it("accepts the dns:/// form (a headless service name) for the same replicas", async () => {
     const viaDns = createServiceClient(TicketServiceContract, {
