@@ -32,7 +32,7 @@ import { downstreamInfo, markDownstream, markServerAnswer } from "../wire/downst
 export const attemptDeadlineKey = createContextKey<number | undefined>(undefined, { description: "tt-rpc attempt deadline" });
 
 export interface GrpcJsTransportOptions {
-  /** "host:port" (or any grpc-js target such as "dns:///ticket-service:50004"). */
+  /** A grpc-js target: "host:port", "dns:///ticket-service:50004", "ipv4:10.0.0.1:50004,10.0.0.2:50004" (src/client/address.ts). */
   readonly address: string;
   /** The service called (workload name): named on every error this transport returns. */
   readonly target?: string;
@@ -47,6 +47,26 @@ export interface GrpcJsTransport extends Transport {
 }
 
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * One target, many replicas (README "Running N replicas"): grpc-js resolves
+ * every address of the target and round_robin keeps a connection to each,
+ * picking only READY ones, so a replica that cannot be reached is out of
+ * rotation until it reconnects. A connection lost makes the channel
+ * re-resolve (at most every 5 s), which is how a headless service's new pods
+ * are found; servers cap connection age for the same reason.
+ */
+const REPLICA_BALANCING: grpc.ChannelOptions = {
+  "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+  // Our policy, not whatever a DNS TXT record says (and no TXT lookup per resolution).
+  "grpc.service_config_disable_resolution": 1,
+  "grpc.dns_min_time_between_resolutions_ms": 5_000,
+  // A restarted replica is back in rotation within ~10 s (grpc-js' default cap is 120 s).
+  "grpc.max_reconnect_backoff_ms": 10_000,
+  // A replica whose host vanished without closing the connection is noticed during calls, not after minutes of TCP retries.
+  "grpc.keepalive_time_ms": 30_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+};
 
 /**
  * INTERNAL and UNKNOWN statuses grpc-js makes up itself when no server status
@@ -77,6 +97,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
     // Retries are the framework's job (policy-aware, budgeted); grpc-js' own would double them.
     "grpc.enable_retries": 0,
+    ...REPLICA_BALANCING,
     ...options.channelOptions,
   });
   const interceptors = [...(options.interceptors ?? [])];
