@@ -8,7 +8,7 @@ import { migrationsNextTo, type ServiceModule } from "../shared/runtime.ts";
 import { mintingService } from "./handlers.ts";
 import { createMinter } from "./minter.ts";
 import { seedMints } from "./seed.ts";
-import { createFakeSolana } from "./solana.ts";
+import { createFakeSolana, fakeConfirmationMs } from "./solana.ts";
 import { createSqliteMintStore } from "./store.ts";
 
 export const mintingModule: ServiceModule = {
@@ -17,7 +17,7 @@ export const mintingModule: ServiceModule = {
   seed: seedMints,
   create(rt) {
     const store = createSqliteMintStore(rt.db);
-    const solana = createFakeSolana(rt.db, () => rt.now());
+    const solana = createFakeSolana(rt.db, () => rt.now(), fakeConfirmationMs(rt.env));
     const tickets = rt.client(createTicketServiceClient);
     const minter = createMinter({ store, solana, tickets, logger: rt.logger, now: () => rt.now() });
     return mintingService({ store, minter, solana, events: rt.client(createEventServiceClient), logger: rt.logger });

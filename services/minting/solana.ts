@@ -6,6 +6,7 @@
  * (a retry after a crash) names the same on-chain asset, as a real mint whose
  * address derives from the ticket would.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { createHash, randomUUID } from "node:crypto";
 import type { Database } from "../shared/database.ts";
 
@@ -34,6 +35,15 @@ export interface SolanaAdapter {
   defaultMerkleTree(tenantId: string, eventId: string): string;
 }
 
+/** MINTING_FAKE_CONFIRMATION_MS: the fake chain's confirmation time (0..60000 ms). */
+export function fakeConfirmationMs(env: NodeJS.ProcessEnv): number {
+  const raw = env.MINTING_FAKE_CONFIRMATION_MS;
+  if (raw === undefined || raw === "") return 0;
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 0 || ms > 60_000) throw new Error(`MINTING_FAKE_CONFIRMATION_MS must be an integer from 0 to 60000 (ms), got ${JSON.stringify(raw)}`);
+  return ms;
+}
+
 const BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
 /** Bitcoin/Solana base58 of a byte string. */
@@ -56,7 +66,13 @@ function derive(algorithm: "sha256" | "sha512", ...parts: string[]): string {
   return base58(createHash(algorithm).update(parts.join("\u0000")).digest());
 }
 
-export function createFakeSolana(db: Database, now: () => Date): SolanaAdapter {
+/**
+ * `confirmationMs`: how long the fake chain takes to confirm a mint (the
+ * request is recorded first, as a submitted transaction would be): 0 by
+ * default; the demo and the kill-and-restart test use it to have a purchase
+ * in flight long enough to interrupt.
+ */
+export function createFakeSolana(db: Database, now: () => Date, confirmationMs = 0): SolanaAdapter {
   const record = db.prepare(`INSERT INTO fake_solana_requests (tenant_id, request_id, kind, ticket_id, owner, merkle_tree, address, signature,
     metadata_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
 
@@ -71,10 +87,14 @@ export function createFakeSolana(db: Database, now: () => Date): SolanaAdapter {
 
   return {
     async mintNft(req) {
-      return mint("nft", req, "");
+      const receipt = mint("nft", req, "");
+      if (confirmationMs > 0) await sleep(confirmationMs);
+      return receipt;
     },
     async mintCompressed(req) {
-      return mint("compressed", req, req.merkleTree);
+      const receipt = mint("compressed", req, req.merkleTree);
+      if (confirmationMs > 0) await sleep(confirmationMs);
+      return receipt;
     },
     defaultMerkleTree(tenantId, eventId) {
       return derive("sha256", "fake-solana-tree", tenantId, eventId);
