@@ -33,7 +33,7 @@ import {
 import { methodContract, type MethodContract, type ServiceContract } from "../contract/types.ts";
 import { CONTEXT_TOKEN_HEADER } from "../auth/call-context.ts";
 import { currentCallScope } from "../observability/call-scope.ts";
-import { IDEMPOTENCY_KEY_HEADER } from "../observability/headers.ts";
+import { ATTEMPT_HEADER, IDEMPOTENCY_KEY_HEADER } from "../observability/headers.ts";
 import { attemptDeadlineKey } from "../client/grpc-js-transport.ts";
 import { markDownstream } from "../wire/downstream.ts";
 import {
@@ -273,7 +273,11 @@ function withRetry(
 async function runAttempt(state: CallState, attempt: number): Promise<UnaryResponse> {
   const { req, policies } = state;
   const { limits } = policies;
-  if (attempt > 0) await sleep(state.delayMs, req.signal);
+  if (attempt > 0) {
+    await sleep(state.delayMs, req.signal);
+    // The server's call log says which attempt it served.
+    req.header.set(ATTEMPT_HEADER, String(attempt + 1));
+  }
   if (req.signal.aborted) throw ConnectError.from(req.signal.reason, Code.Canceled);
   const now = Date.now();
   if (state.deadline - now < limits.minAttemptMs) {

@@ -9,13 +9,28 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { FrameworkContract, MethodContract, MethodContracts, ServiceContract } from "../contract/types.ts";
 import { defineServiceContract } from "../contract/define.ts";
-import { defaultRpcPort, OPERATOR_WORKLOAD, WORKLOAD_NAMES, type ServiceName, type WorkloadName } from "../identity/workloads.ts";
+import { defaultRpcPort, WORKLOAD_NAMES, type ServiceName, type WorkloadName } from "../identity/workloads.ts";
 
 /** Every workload may probe health (load balancers, peers, operators). */
 export const HEALTH_CALLERS: readonly WorkloadName[] = WORKLOAD_NAMES;
 
-/** Reflection exposes the whole schema: operators only. */
-export const REFLECTION_CALLERS: readonly WorkloadName[] = [OPERATOR_WORKLOAD];
+/** Reflection exposes the contracts' schema, which no workload of our trust domain needs hidden (grpcurl from any pod). */
+export const REFLECTION_CALLERS: readonly WorkloadName[] = WORKLOAD_NAMES;
+
+/**
+ * Read-only built-ins that admit any peer whose certificate passed mTLS in our
+ * trust domain WITHOUT a call token: grpcurl's `list`/`describe` send several
+ * reflection requests with the same headers (a single-use token would be a
+ * replay on the second), and probes should not need a signing key. A token
+ * that is sent is still verified in full.
+ */
+export const MTLS_ONLY_METHODS: ReadonlySet<string> = new Set([
+  "/grpc.health.v1.Health/Check",
+  "/grpc.health.v1.Health/Watch",
+  "/grpc.health.v1.Health/List",
+  "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+  "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+]);
 
 export function frameworkContract<S extends DescService>(
   service: S,

@@ -6,15 +6,21 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { callContextKey } from "../auth/call-context.ts";
 import type { Logger } from "../observability/logger.ts";
-import { REQUEST_ID_HEADER } from "../observability/headers.ts";
+import { ATTEMPT_HEADER, REQUEST_ID_HEADER } from "../observability/headers.ts";
 import type { CallResult, ServerCall, ServerInterceptor } from "./call.ts";
 import { authenticatedKey } from "./security-interceptor.ts";
 
-export const ATTEMPT_HEADER = "tt-attempt";
 
 /** The canonical gRPC name ("PERMISSION_DENIED"), as grpcurl and every gRPC tool prints it. */
 export function codeName(code: Code | 0): string {
   return code === 0 ? "OK" : Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}
+
+/** The caller's attempt number, for the log only: anything but a small positive integer reads as 1. */
+function attemptNumber(raw: string | null): number {
+  if (raw === null) return 1;
+  const n = Number(raw);
+  return Number.isInteger(n) && n >= 1 && n <= 100 ? n : 1;
 }
 
 export type CallObserver = (info: { call: ServerCall; code: Code | 0; durationMs: number }) => void;
@@ -33,7 +39,7 @@ function finishCall(logger: Logger, observe: CallObserver | undefined, call: Ser
     code: codeName(code),
     durationMs: Math.round(durationMs * 1000) / 1000,
     requestId: call.context.requestHeader.get(REQUEST_ID_HEADER) ?? undefined,
-    attempt: Number(call.context.requestHeader.get(ATTEMPT_HEADER) ?? 1),
+    attempt: attemptNumber(call.context.requestHeader.get(ATTEMPT_HEADER)),
     ...(err && code !== 0 ? { error: (err as ConnectError).rawMessage ?? String(err) } : {}),
   };
   if (code === 0) logger.info(line, "rpc");

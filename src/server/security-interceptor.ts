@@ -28,6 +28,7 @@ import { runInCallScope, type CallScope } from "../observability/call-scope.ts";
 import { REQUEST_ID_HEADER, TRACEPARENT_HEADER } from "../observability/headers.ts";
 import { decodeRequest } from "../wire/codec.ts";
 import { createPeerIdentityResolver } from "./peer-identity.ts";
+import { MTLS_ONLY_METHODS } from "./framework-contracts.ts";
 import type { PeerInfo, ServerCall, ServerInterceptor } from "./call.ts";
 
 export interface SecurityOptions {
@@ -107,7 +108,13 @@ export function createCallAuthenticator(options: SecurityOptions): CallAuthentic
         const contextValues = headerValues(headers, CONTEXT_TOKEN_HEADER);
         if (contextValues && contextValues.length !== 1) throw unauthenticated(`expected at most one ${CONTEXT_TOKEN_HEADER} value`);
         const contextToken = contextValues?.[0];
-        await callTokens.verify(authorizationValues(headers, authorization), { peer: caller.spiffeId, method: path, contextToken });
+        const tokens = authorizationValues(headers, authorization);
+        if (tokens === undefined && MTLS_ONLY_METHODS.has(path)) {
+          // A context token is bound to a call token: alone it proves nothing.
+          if (contextToken !== undefined) throw unauthenticated(`${CONTEXT_TOKEN_HEADER} sent without a call token`);
+          return { caller, contextToken: undefined, context: undefined };
+        }
+        await callTokens.verify(tokens, { peer: caller.spiffeId, method: path, contextToken });
         return { caller, contextToken, context: await verifyContext(contextToken) };
       } catch (err) {
         throw rejection(err, path, peerLabel(peer, caller), logger);

@@ -177,12 +177,24 @@ describe("buf curl over mTLS as ops, with tokens from tt-rpc", () => {
     expect(seen.length).toBe(before);
   });
 
-  it("reflection without a token is refused too", async () => {
-    const r = await bufCurl(["--list-methods", url]);
-    expect(r.code).not.toBe(0);
-    expect(r.stdout).not.toContain(SVC);
+  it("reflection needs only mTLS: no token lists the methods, but a token that is sent must be valid", async () => {
+    const open = await bufCurl(["--list-methods", url]);
+    expect(open.code, open.stderr).toBe(0);
+    expect(open.stdout).toContain(`${SVC}/GetTicketStatus`);
+    const forged = await bufCurl(["--reflect-header", "authorization: Bearer not-a-token", "--list-methods", url]);
+    expect(forged.code).not.toBe(0);
+    expect(forged.stdout).not.toContain(SVC);
     // buf curl words a reflection UNAUTHENTICATED as "you are not authenticated".
-    expect(r.stderr.toLowerCase()).toMatch(/unauthenticated|not authenticated/);
+    expect(forged.stderr.toLowerCase()).toMatch(/unauthenticated|not authenticated/);
+  });
+
+  it("health Check needs only mTLS, but a context token without a call token is refused", async () => {
+    const ok = await bufCurl(["-d", "{}", `${url}/grpc.health.v1.Health/Check`]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain("SERVING");
+    const ctxOnly = await bufCurl(["-H", `tt-context: ${await contextToken()}`, "-d", "{}", `${url}/grpc.health.v1.Health/Check`]);
+    expect(ctxOnly.code).not.toBe(0);
+    expect(ctxOnly.stderr).toMatch(/"code":\s*"unauthenticated"/);
   });
 
   it("ops calling a write method it is not allowed is permission_denied, even with a valid token", async () => {

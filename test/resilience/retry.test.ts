@@ -68,6 +68,8 @@ describe("retry", () => {
     expect(r.ms).toBeLessThan(2000);
     expect(c.events.filter((e) => e.type === "retry").map((e) => (e.type === "retry" ? e.attempt : 0))).toEqual([2, 3]);
     expect(c.logs.filter((l) => l.msg === "retrying call")).toHaveLength(2);
+    // Each retry says which attempt it is, for the server's call log.
+    expect(h.ticket.attempts.map((a) => a.attemptHeader)).toEqual([null, "2", "3"]);
   });
 
   it("UNAVAILABLE three times: 3 attempts, the last error returned as is", async () => {

@@ -39,6 +39,8 @@ export interface Attempt {
   readonly idempotencyKey: string | null;
   /** The timeout the call arrived with (grpc-timeout), ms. */
   readonly timeoutMs: number | undefined;
+  /** The attempt header the client sent (absent on a first attempt). */
+  readonly attemptHeader: string | null;
   /** Date.now() when the handler saw its call cancelled (hung steps only). */
   cancelledAt?: number;
 }
@@ -64,7 +66,7 @@ export async function createScriptedServer(pki: TestPki): Promise<ScriptedServer
 
   /** Plays the next step; returns when the handler should answer normally. */
   async function play(method: ScriptedMethod, ctx: HandlerContext, effect?: () => void): Promise<void> {
-    const attempt: Attempt = { method, at: Date.now(), idempotencyKey: ctx.requestHeader.get("idempotency-key"), timeoutMs: ctx.timeoutMs() };
+    const attempt: Attempt = { method, at: Date.now(), idempotencyKey: ctx.requestHeader.get("idempotency-key"), timeoutMs: ctx.timeoutMs(), attemptHeader: ctx.requestHeader.get("tt-attempt") };
     attempts.push(attempt);
     const step = scripts.get(method)?.shift() ?? { ok: true };
     if ("fail" in step) {
