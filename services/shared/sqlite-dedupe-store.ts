@@ -43,7 +43,18 @@ CREATE INDEX IF NOT EXISTS rpc_dedupe_expires ON rpc_dedupe (expires_at)`;
 /** Bytes a row is charged: what the memory store charges, so the two bounds mean the same. */
 const SIZE = "length(scope) + length(response) + 128";
 
-export function createSqliteDedupeStore(db: Database, options: SqliteDedupeStoreOptions = {}): DedupeStore & { readonly size: number; readonly bytes: number } {
+/** The store answers synchronously (node:sqlite is synchronous): no promise per keyed call. */
+export interface SqliteDedupeStore extends DedupeStore {
+  begin(scope: string, fingerprint: string): DedupeBegin;
+  complete(scope: string, token: string, response: Uint8Array): void;
+  release(scope: string, token: string): void;
+  /** Stored responses plus calls in flight. */
+  readonly size: number;
+  /** Approximate bytes of stored responses. */
+  readonly bytes: number;
+}
+
+export function createSqliteDedupeStore(db: Database, options: SqliteDedupeStoreOptions = {}): SqliteDedupeStore {
   const ttlMs = options.ttlMs ?? 24 * 60 * 60 * 1000;
   const maxEntries = options.maxEntries ?? 100_000;
   const maxBytes = options.maxBytes ?? 256 * 1024 * 1024;

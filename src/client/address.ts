@@ -3,7 +3,7 @@
  * their host is reused with the service's RPC port.
  */
 export function resolveAddress(service: string, defaultPort: number, env: NodeJS.ProcessEnv): string {
-  const key = service.replace(/-service$/, "").replace(/-/g, "_").toUpperCase();
+  const key = addressEnvKey(service);
   const explicit = env[`${key}_RPC_ADDRESS`];
   if (explicit) return validateHostPort(explicit, `${key}_RPC_ADDRESS`);
   const legacy = env[`${key}_SERVICE_URL`];
@@ -24,4 +24,9 @@ function validateHostPort(value: string, name: string): string {
   const port = m ? Number(m[1]) : NaN;
   if (!m || port < 1 || port > 65535) throw new Error(`${name} must be host:port, got ${JSON.stringify(value)}`);
   return value;
+}
+
+/** The variable prefix of a service's address: "ticket-service" -> "TICKET" (TICKET_RPC_ADDRESS, TICKET_SERVICE_URL). */
+export function addressEnvKey(service: string): string {
+  return service.replace(/-service$/, "").replace(/-/g, "_").toUpperCase();
 }

@@ -19,6 +19,7 @@ interface PinoLine {
   err?: { message?: string } | string;
 }
 
+const HEALTH_CHECK = "/grpc.health.v1.Health/Check";
 const LEVELS: Record<number, string> = { 40: "WARN", 50: "ERROR", 60: "FATAL" };
 
 export interface ViewedLine {
@@ -51,7 +52,8 @@ export function viewLine(service: string, prefix: string, stream: "stdout" | "st
     return { file, terminal: stream === "stderr" && line.trim() !== "" ? `${prefix} ${line}` : undefined };
   }
   if (json.msg === "rpc") {
-    if (quiet) return { file: line, terminal: undefined };
+    // The mesh's own readiness probes (ops, health) would drown the first screen.
+    if (quiet || (json.method === HEALTH_CHECK && json.peer === "ops" && json.code === "OK")) return { file: line, terminal: undefined };
     const parts = [`${prefix} ${json.code ?? "?"} ${json.method ?? "?"}`, `${json.durationMs ?? "?"}ms`, `peer=${json.peer ?? "?"}`];
     if (json.tenant) parts.push(`tenant=${json.tenant}`);
     if (json.attempt !== undefined && json.attempt !== 1) parts.push(`attempt=${json.attempt}`);
