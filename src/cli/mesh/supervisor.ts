@@ -7,8 +7,9 @@
  * process group so a terminal's Ctrl-C reaches only the mesh, which then
  * stops them in order.
  *
- * A child that exits without being asked is reported and restarted with
- * exponential backoff, at most MAX_RESTARTS times within RESTART_WINDOW_MS;
+ * A child that crashes (non-zero exit or a signal, not caused by us) is
+ * reported and restarted with exponential backoff (restart-policy.ts); one
+ * that drained and exited 0 was stopped on purpose and stays down;
  * a child that cannot start for a reason a restart cannot fix (port in use,
  * missing PKI material, bad usage) is fatal for the whole mesh.
  */
@@ -22,13 +23,11 @@ import type { ServiceName } from "../../identity/workloads.ts";
 import type { CliIo } from "../io.ts";
 import { EXIT_PORT_IN_USE } from "../serve.ts";
 import { viewLine } from "./log-view.ts";
+import { decideRestart, MAX_RESTARTS, RESTART_WINDOW_MS } from "./restart-policy.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 
-export const MAX_RESTARTS = 3;
-export const RESTART_WINDOW_MS = 60_000;
-const FIRST_BACKOFF_MS = 500;
 /** A stopping child gets the server's drain grace plus a margin before SIGKILL. */
 const STOP_TIMEOUT_MS = 15_000;
 
@@ -128,16 +127,19 @@ export function createSupervisor(specs: readonly ChildSpec[], io: CliIo, events:
       events.onFatal(service, code);
       return;
     }
+    // Stopped on purpose by someone else (SIGTERM to the child drains and exits 0): leave it down, e.g. to watch a breaker open.
+    if (code === 0) {
+      io.err(`${slot.prefix} stopped (exit code 0, not by the mesh); not restarting it`);
+      return;
+    }
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-    const now = Date.now();
-    slot.restarts = slot.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
-    if (slot.restarts.length >= MAX_RESTARTS) {
+    const { decision, restarts } = decideRestart(slot.restarts, Date.now());
+    slot.restarts = restarts;
+    if (!decision.restart) {
       io.err(`${slot.prefix} ${how}; gave up after ${MAX_RESTARTS} restarts within ${RESTART_WINDOW_MS / 1000} s (the other services keep running)`);
       return;
     }
-    const attempt = slot.restarts.length + 1;
-    const delay = FIRST_BACKOFF_MS * 2 ** slot.restarts.length;
-    slot.restarts.push(now);
+    const { delayMs: delay, attempt } = decision;
     io.err(`${slot.prefix} ${how}; restarting in ${delay} ms (restart ${attempt} of ${MAX_RESTARTS} within ${RESTART_WINDOW_MS / 1000} s)`);
     slot.timer = setTimeout(() => {
       slot.timer = undefined;
