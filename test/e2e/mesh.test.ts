@@ -66,6 +66,9 @@ async function healthStatus(certs: string, service: ServiceName, address: string
   }
 }
 
+/** Bound for a test that starts processes: generous, the machine is shared (never a speed assertion). */
+const PROCESS_TEST_MS = 120_000;
+
 const BANNER = /SERVING over mTLS in [\d.]+ s[\s\S]*Each call token is single-use[^\n]*\n/;
 
 async function startMesh(services: ServiceName[], extra: string[] = []): Promise<{ mesh: Proc; dir: string; offset: number; rows: Row[] }> {
@@ -131,7 +134,7 @@ describe("tt-rpc mesh: one process per service", () => {
     mesh.child.kill("SIGTERM");
     expect(await mesh.exited).toEqual({ code: 0, signal: null });
     expect(await waitGone([...children, venue.pid], 10_000)).toEqual([]);
-  });
+  }, PROCESS_TEST_MS);
 
   it("a SIGKILLed mesh leaves no orphans: each child exits when the mesh's IPC channel closes", async () => {
     const { mesh, rows } = await startMesh(["venue-service"], ["--no-connect"]);
@@ -140,7 +143,7 @@ describe("tt-rpc mesh: one process per service", () => {
     mesh.child.kill("SIGKILL");
     await mesh.exited;
     expect(await waitGone([rows[0]!.pid], 15_000)).toEqual([]);
-  });
+  }, PROCESS_TEST_MS);
 
   it("a port in use: one clear line naming the port and --port-offset, a non-zero exit, no restarts, the others stopped", async () => {
     const dir = tempDir();
@@ -164,7 +167,7 @@ describe("tt-rpc mesh: one process per service", () => {
     } finally {
       await new Promise((r) => squatter.close(r));
     }
-  });
+  }, PROCESS_TEST_MS);
 });
 
 describe("tt-rpc serve", () => {
@@ -186,7 +189,7 @@ describe("tt-rpc serve", () => {
     } finally {
       await new Promise((r) => squatter.close(r));
     }
-  });
+  }, PROCESS_TEST_MS);
 });
 
 describe("npm run mesh (the README's main command)", () => {
@@ -210,5 +213,5 @@ describe("npm run mesh (the README's main command)", () => {
     const exit = await npm.exited;
     expect(exit.signal).toBeNull();
     expect(await waitGone([npm.pid, ...everything], 15_000)).toEqual([]);
-  });
+  }, PROCESS_TEST_MS);
 });
