@@ -210,8 +210,7 @@ describe("npm run mesh (the README's main command)", () => {
     console.log(npm.stdout().match(/SERVING over mTLS in [\d.]+ s/)![0]);
 
     npm.child.kill("SIGTERM");
-    const exit = await npm.exited;
-    expect(exit.signal).toBeNull();
+    expect(await npm.exited).toEqual({ code: 0, signal: null });
     expect(await waitGone([npm.pid, ...everything], 15_000)).toEqual([]);
   }, PROCESS_TEST_MS);
 });
