@@ -2,9 +2,8 @@
  * The platform services' RPC implementations, by workload name. Each module
  * brings its schema (migrations), its demo data and its handlers; the host
  * process (tt-rpc serve, the mesh, a test) gives it a database and identity.
- * Contracts without a module here answer UNIMPLEMENTED until theirs lands.
+ * Every contract has one (test/services/coverage.test.ts checks it).
  */
-import type { ServiceRegistration } from "../src/server/routes.ts";
 import type { ServiceName } from "../src/identity/workloads.ts";
 import type { ServiceModule } from "./shared/runtime.ts";
 import { venueModule } from "./venue/index.ts";
@@ -26,7 +25,3 @@ export const serviceModules: Partial<Record<ServiceName, ServiceModule>> = {
   "minting-service": mintingModule,
   "notification-service": notificationModule,
 };
-
-/** Legacy in-memory implementations, until their module lands. */
-export type ServiceFactory = () => ServiceRegistration;
-export const implementations: Partial<Record<ServiceName, ServiceFactory>> = {};

@@ -13,8 +13,8 @@ const USAGE = `usage: tt-rpc <command> [options]
   certs init|rotate|rotate-jwt|show   manage the dev PKI (CA, service certificates, JWT keys, trust bundle)
   token                               mint a single-use call token for grpcurl / buf curl
   context-token                       mint a signed tenant/user context token (development edge)
-  mesh                                run every service locally over mTLS (creates the dev PKI on first run)
-  serve <service>                     run one service from existing certificates (fails closed without them)
+  mesh                                run every service locally, one process each, over mTLS (creates the dev PKI on first run)
+  serve <service>                     run one service from existing certificates, as in a container (fails closed without them)
 Run \`tt-rpc <command> --help\` for a command's options.`;
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,105 +1,39 @@
 /**
- * `tt-rpc mesh`: the local mesh. Creates the dev PKI on first run, then serves
- * every contract on its own port (50000 + legacy HTTP port - 3000) with its
- * own identity, over mTLS, with health and reflection; the Connect protocol
- * (JSON, for curl) on 51000 + the same offset. Stops gracefully on SIGINT or
- * SIGTERM.
+ * `tt-rpc mesh`: the platform's internal RPC mesh on one machine, one process
+ * per service. Creates the dev PKI on first run (or uses --certs), starts
+ * `tt-rpc serve <service>` for every contract as its own child process on the
+ * contract's ports + --port-offset (gRPC 50000 + legacy HTTP port - 3000;
+ * Connect + 1000), tells every child where the others are
+ * (`<NAME>_RPC_ADDRESS`), waits for each to answer grpc.health.v1 SERVING over
+ * mTLS, and prints who runs where. SIGINT/SIGTERM drain and stop every child.
  */
 import { parseArgs } from "node:util";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { addressEnvKey } from "../client/address.ts";
 import { serviceContracts } from "../gen/contracts.ts";
-import { initPki, pkiPaths } from "../identity/pki.ts";
 import { createMaterialSource, type MaterialSource } from "../identity/material.ts";
-import { createLogger } from "../observability/logger.ts";
-import { createServer, type RpcServer } from "../server/server.ts";
-import { implement } from "../server/routes.ts";
-import type { ServiceContract } from "../contract/types.ts";
-import { implementations } from "../../services/index.ts";
+import { initPki } from "../identity/pki.ts";
+import { workloadSpiffeId } from "../identity/spiffe-id.ts";
+import type { ServiceName } from "../identity/workloads.ts";
 import { DEFAULT_CERTS_DIR } from "./certs.ts";
+import { CONNECT_PORT_OFFSET, DEFAULT_DATA_DIR } from "./host.ts";
 import { stdio, usageError, type CliIo } from "./io.ts";
+import { bannerLines, type BannerRow } from "./mesh/banner.ts";
+import { waitServing } from "./mesh/health.ts";
+import { createSupervisor, type ChildSpec, type Started } from "./mesh/supervisor.ts";
 
-const USAGE = `usage: tt-rpc mesh [--certs <dir>] [--host <ip>] [--only <service,...>] [--no-connect]
-  --certs       PKI directory (created on first run; default ${DEFAULT_CERTS_DIR})
-  --host        address to bind (default 127.0.0.1)
-  --only        serve only these services
-  --no-connect  do not serve the Connect protocol (JSON over HTTP) ports`;
+const USAGE = `usage: tt-rpc mesh [--certs <dir>] [--data <dir>] [--only <service,...>] [--port-offset <n>] [--host <ip>] [--no-connect] [--quiet]
+  --certs        PKI directory (created on first run; default ${DEFAULT_CERTS_DIR})
+  --data         databases and logs: <data>/<service>.db, <data>/logs/<service>.log (env TT_RPC_DATA_DIR; default ${DEFAULT_DATA_DIR})
+  --only         run only these services
+  --port-offset  add n to every port (run a second mesh, or avoid a port in use)
+  --host         address to bind (default 127.0.0.1)
+  --no-connect   do not serve the Connect protocol (JSON over HTTP) ports
+  --quiet        do not print a line per call (warnings and errors still show)`;
 
-export const CONNECT_PORT_OFFSET = 1000;
-
-export interface RunningMesh {
-  readonly servers: ReadonlyMap<string, RpcServer>;
-  stop(): Promise<void>;
-}
-
-export async function startMesh(opts: {
-  certs: string;
-  host: string;
-  only?: string[];
-  connect: boolean;
-  io: CliIo;
-  /** Create or renew the dev PKI first (the mesh does; `serve` never does: it fails closed). */
-  initPki: boolean;
-  ports?: { grpc?: number; connect?: number };
-}): Promise<RunningMesh> {
-  const logger = createLogger({ level: process.env.TT_RPC_LOG_LEVEL ?? "info" });
-  if (opts.initPki) {
-    const { written } = await initPki({ dir: opts.certs });
-    if (written.length > 0) opts.io.out(`dev PKI: wrote ${written.length} file(s) in ${opts.certs}`);
-  }
-  const contracts = serviceContracts.filter((c) => !opts.only || opts.only.includes(c.name));
-  const servers = new Map<string, RpcServer>();
-  const materials: MaterialSource[] = [];
-  try {
-    for (const contract of contracts) {
-      const material = await createMaterialSource({
-        dir: opts.certs,
-        workload: contract.name,
-        onReloadError: (err) => logger.warn({ service: contract.name, err: err.message }, "certificate reload failed; keeping current material"),
-      });
-      materials.push(material);
-      const registration = implementations[contract.name]?.() ?? implement(contract as ServiceContract, {});
-      const server = await createServer({
-        identity: material,
-        services: [registration],
-        host: opts.host,
-        port: opts.ports?.grpc ?? contract.defaultPort,
-        ...(opts.connect ? { connectPort: opts.ports?.connect ?? contract.defaultPort + CONNECT_PORT_OFFSET } : {}),
-        logger,
-      });
-      servers.set(contract.name, server);
-    }
-  } catch (err) {
-    await Promise.all([...servers.values()].map((s) => s.stop(0)));
-    materials.forEach((m) => m.close());
-    throw err;
-  }
-  return {
-    servers,
-    async stop() {
-      await Promise.all([...servers.values()].map((s) => s.stop(10_000)));
-      materials.forEach((m) => m.close());
-    },
-  };
-}
-
-function printHowToCall(io: CliIo, mesh: RunningMesh, certs: string, connect: boolean): void {
-  const p = pkiPaths(certs);
-  const ops = p.workload("ops");
-  io.out("");
-  io.out("TicketToken RPC mesh is up (mTLS everywhere; Ctrl-C stops it):");
-  for (const [name, server] of mesh.servers) {
-    const impl = implementations[name as keyof typeof implementations] ? "" : "  (contract only: methods answer UNIMPLEMENTED)";
-    io.out(`  ${name.padEnd(22)} grpc 127.0.0.1:${server.port}${server.connectPort ? `  connect https://127.0.0.1:${server.connectPort}` : ""}${impl}`);
-  }
-  const tls = `--cacert ${p.bundleCa} --cert ${ops.cert} --key ${ops.key}`;
-  io.out("");
-  io.out("Call it as the operator (each token is single-use and must be used within 15 s):");
-  io.out(`  TOKEN=$(npm run -s tt-rpc -- token --certs ${certs} --aud ticket-service --method reflection)`);
-  io.out(`  npx buf curl --protocol grpc ${tls} --reflect-header "authorization: Bearer $TOKEN" --list-methods https://127.0.0.1:50004`);
-  io.out(`  grpcurl -cacert ${p.bundleCa} -cert ${ops.cert} -key ${ops.key} -H "authorization: Bearer $TOKEN" 127.0.0.1:50004 list`);
-  if (connect) io.out(`  (Connect/JSON for curl: same certificates, port + ${CONNECT_PORT_OFFSET})`);
-  io.out("See README.md, \"Debugging with grpcurl\", for a full session.");
-}
+/** Every child must answer SERVING within this (8 children compile and start on 2 cores). */
+const STARTUP_TIMEOUT_MS = 60_000;
+const HIGHEST_DEFAULT_PORT = Math.max(...serviceContracts.map((c) => c.defaultPort)) + CONNECT_PORT_OFFSET;
 
 export async function runMesh(args: string[], io: CliIo = stdio): Promise<number> {
   let values;
@@ -109,9 +43,12 @@ export async function runMesh(args: string[], io: CliIo = stdio): Promise<number
       strict: true,
       options: {
         certs: { type: "string" },
+        data: { type: "string" },
         host: { type: "string" },
         only: { type: "string" },
+        "port-offset": { type: "string" },
         "no-connect": { type: "boolean" },
+        quiet: { type: "boolean", short: "q" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -126,30 +63,101 @@ export async function runMesh(args: string[], io: CliIo = stdio): Promise<number
   const known = serviceContracts.map((c) => c.name as string);
   const unknown = only?.find((s) => !known.includes(s));
   if (unknown) return usageError(io, `--only: no contract for "${unknown}" (known: ${known.join(", ")})`, USAGE);
+  const offset = Number(values["port-offset"] ?? 0);
+  if (!Number.isInteger(offset) || offset < 0 || HIGHEST_DEFAULT_PORT + offset > 65535) {
+    return usageError(io, `--port-offset must be an integer from 0 to ${65535 - HIGHEST_DEFAULT_PORT}, got ${JSON.stringify(values["port-offset"])}`, USAGE);
+  }
   const certs = resolve(values.certs ?? DEFAULT_CERTS_DIR);
+  const data = resolve(values.data ?? process.env.TT_RPC_DATA_DIR ?? DEFAULT_DATA_DIR);
+  const host = values.host ?? "127.0.0.1";
+  // Where the mesh (and the printed commands) reach a child bound to every interface.
+  const dialHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
   const connect = !values["no-connect"];
-  const mesh = await startMesh({ certs, host: values.host ?? "127.0.0.1", ...(only ? { only } : {}), connect, io, initPki: true });
-  stopOnSignals(mesh, io);
-  printHowToCall(io, mesh, certs, connect);
-  return -1;
+  const t0 = performance.now();
+
+  const { written } = await initPki({ dir: certs });
+  if (written.length > 0) io.out(`dev PKI: wrote ${written.length} file(s) in ${certs}`);
+  const ops = await createMaterialSource({ dir: certs, workload: "ops", pollMs: 0 });
+
+  // Every service finds every other on the mesh's ports, whether or not it runs here.
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const c of serviceContracts) env[`${addressEnvKey(c.name)}_RPC_ADDRESS`] = `${dialHost}:${c.defaultPort + offset}`;
+  const contracts = serviceContracts.filter((c) => !only || only.includes(c.name));
+  const specs: ChildSpec[] = contracts.map((c) => ({
+    service: c.name,
+    args: [
+      "--certs", certs,
+      "--data", data,
+      "--host", host,
+      "--port", String(c.defaultPort + offset),
+      ...(connect ? ["--connect-port", String(c.defaultPort + CONNECT_PORT_OFFSET + offset)] : []),
+    ],
+    env,
+    logFile: join(data, "logs", `${c.name}.log`),
+  }));
+
+  return new Promise<number>((finish) => {
+    let done = false;
+    const started = new Map<ServiceName, Started>();
+    let bannerShown = false;
+
+    const stopAndExit = (code: number, why?: string) => {
+      if (done) return;
+      done = true;
+      if (why) io.out(why);
+      supervisor.stopAll().then(
+        () => {
+          ops.close();
+          finish(code);
+        },
+        (err: unknown) => {
+          io.err(String(err));
+          ops.close();
+          finish(1);
+        },
+      );
+    };
+
+    const supervisor = createSupervisor(specs, io, {
+      onStarted(s, restart) {
+        started.set(s.service, s);
+        waitServing(ops, s.service, `${dialHost}:${s.port}`, STARTUP_TIMEOUT_MS).then(
+          () => {
+            if (done) return;
+            if (restart > 0) io.err(`${s.service}: restarted as pid ${s.pid}, SERVING again`);
+            if (!bannerShown && contracts.every((c) => started.has(c.name))) {
+              bannerShown = true;
+              printBanner(io, contracts.map((c) => started.get(c.name)!), ops, certs, dialHost, performance.now() - t0);
+            }
+          },
+          (err: unknown) => {
+            // Only the latest start of a service counts: an older process may have been replaced meanwhile.
+            if (started.get(s.service)?.pid === s.pid && supervisor.pid(s.service) === s.pid) {
+              stopAndExit(1, `${s.service}: ${(err as Error).message}; stopping the mesh`);
+            }
+          },
+        );
+      },
+      onFatal(service, code) {
+        stopAndExit(code, `${service} cannot start (exit code ${code}); stopping the mesh`);
+      },
+    }, { quiet: values.quiet ?? false });
+
+    // `on`, not `once`: a second signal during the drain must not kill the mesh mid-drain.
+    process.on("SIGINT", () => stopAndExit(0, "\nSIGINT: stopping every service..."));
+    process.on("SIGTERM", () => stopAndExit(0, "\nSIGTERM: stopping every service..."));
+    supervisor.start();
+  });
 }
 
-/** Drains on SIGINT/SIGTERM, then exits. */
-export function stopOnSignals(mesh: RunningMesh, io: CliIo): void {
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    io.out(`\n${signal}: draining...`);
-    mesh.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        io.err(String(err));
-        process.exit(1);
-      },
-    );
-  };
-  // `on`, not `once`: a second signal during the drain must not kill the process mid-drain.
-  process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGTERM", () => stop("SIGTERM"));
+function printBanner(io: CliIo, started: readonly Started[], ops: MaterialSource, certs: string, dialHost: string, startupMs: number): void {
+  const m = ops.current();
+  const rows: BannerRow[] = started.map((s) => ({
+    service: s.service,
+    grpc: `${dialHost}:${s.port}`,
+    connect: s.connectPort ? `https://${dialHost}:${s.connectPort}` : undefined,
+    spiffeId: workloadSpiffeId(s.service, m.workload.env, m.bundle.trustDomain),
+    pid: s.pid,
+  }));
+  for (const line of bannerLines(rows, certs, process.cwd(), startupMs)) io.out(line);
 }

@@ -1,19 +1,35 @@
 /**
- * `tt-rpc serve <service>`: run one service the way a deployment does. It
- * never creates keys: without its certificate, key, JWT key or a trust bundle
- * for our trust domain it exits non-zero naming the missing piece.
+ * `tt-rpc serve <service>`: run one service the way a deployment does (and
+ * the way each mesh child runs). It never creates keys: without its
+ * certificate, key, JWT key or a trust bundle for our trust domain it exits
+ * non-zero naming the missing piece. Logs are pino JSON lines on stdout.
+ *
+ * Exit codes: 0 after a drain on SIGTERM/SIGINT (or when the mesh that
+ * started it goes away), 1 missing or inconsistent PKI material, 2 bad usage,
+ * 3 port already in use.
  */
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { PkiError } from "../identity/pki.ts";
 import { serviceContracts } from "../gen/contracts.ts";
+import { isServiceName } from "../identity/workloads.ts";
+import { createLogger } from "../observability/logger.ts";
 import { DEFAULT_CERTS_DIR } from "./certs.ts";
+import { DEFAULT_DATA_DIR, hostService, portInUse, type HostedService } from "./host.ts";
 import { stdio, usageError, type CliIo } from "./io.ts";
-import { startMesh, stopOnSignals } from "./mesh.ts";
 
-const USAGE = `usage: tt-rpc serve <service> [--certs <dir>] [--host <ip>] [--port <n>] [--connect-port <n>]
-  --certs  PKI directory (env TT_RPC_CERTS_DIR; default ${DEFAULT_CERTS_DIR}); never created by serve
-  --port   gRPC port (default: the contract's port); --connect-port enables the Connect protocol`;
+const USAGE = `usage: tt-rpc serve <service> [--certs <dir>] [--data <dir>] [--host <ip>] [--port <n>] [--connect-port <n>]
+  --certs         PKI directory (env TT_RPC_CERTS_DIR; default ${DEFAULT_CERTS_DIR}); never created by serve
+  --data          data directory: <data>/<service>.db (env TT_RPC_DATA_DIR; default ${DEFAULT_DATA_DIR})
+  --host          address to bind (default 127.0.0.1)
+  --port          gRPC port (default: the contract's port)
+  --connect-port  also serve the Connect protocol (JSON over HTTP) on this port
+Downstream services are found through <NAME>_RPC_ADDRESS / <NAME>_SERVICE_URL (default: the mesh ports).`;
+
+/** Exit code for a port already in use: the mesh tells it apart from a crash (no restart). */
+export const EXIT_PORT_IN_USE = 3;
+/** How long a stopping server lets calls in flight finish. */
+const DRAIN_GRACE_MS = 10_000;
 
 function port(value: string | undefined, name: string): number | undefined | Error {
   if (value === undefined) return undefined;
@@ -30,6 +46,7 @@ export async function runServe(args: string[], io: CliIo = stdio): Promise<numbe
       allowPositionals: true,
       options: {
         certs: { type: "string" },
+        data: { type: "string" },
         host: { type: "string" },
         port: { type: "string" },
         "connect-port": { type: "string" },
@@ -47,32 +64,75 @@ export async function runServe(args: string[], io: CliIo = stdio): Promise<numbe
   const known = serviceContracts.map((c) => c.name as string);
   if (positionals.length !== 1) return usageError(io, "name exactly one service", USAGE);
   const service = positionals[0]!;
-  if (!known.includes(service)) return usageError(io, `no contract for "${service}" (known: ${known.join(", ")})`, USAGE);
+  if (!isServiceName(service) || !known.includes(service)) return usageError(io, `no contract for "${service}" (known: ${known.join(", ")})`, USAGE);
   const grpcPort = port(values.port, "--port");
   const connectPort = port(values["connect-port"], "--connect-port");
   if (grpcPort instanceof Error) return usageError(io, grpcPort.message, USAGE);
   if (connectPort instanceof Error) return usageError(io, connectPort.message, USAGE);
+  const contract = serviceContracts.find((c) => c.name === service)!;
   const certs = resolve(values.certs ?? process.env.TT_RPC_CERTS_DIR ?? DEFAULT_CERTS_DIR);
+  const data = resolve(values.data ?? process.env.TT_RPC_DATA_DIR ?? DEFAULT_DATA_DIR);
+  const host = values.host ?? "127.0.0.1";
+  let hosted: HostedService;
   try {
-    const mesh = await startMesh({
+    hosted = await hostService({
+      service,
       certs,
-      host: values.host ?? "127.0.0.1",
-      only: [service],
-      connect: connectPort !== undefined,
-      io,
-      initPki: false,
-      ports: { ...(grpcPort !== undefined ? { grpc: grpcPort } : {}), ...(connectPort !== undefined ? { connect: connectPort } : {}) },
+      data,
+      host,
+      port: grpcPort ?? contract.defaultPort,
+      ...(connectPort !== undefined ? { connectPort } : {}),
+      logger: createLogger({ level: process.env.TT_RPC_LOG_LEVEL ?? "info" }),
     });
-    const server = mesh.servers.get(service)!;
-    // Handlers first: whoever waits for the readiness line may signal at once.
-    stopOnSignals(mesh, io);
-    io.out(`${service} serving gRPC on ${values.host ?? "127.0.0.1"}:${server.port}${server.connectPort ? `, Connect on ${server.connectPort}` : ""}`);
-    return -1;
   } catch (err) {
     if (err instanceof PkiError) {
       io.err(`${service}: refusing to start: ${err.message}`);
       return 1;
     }
+    const inUse = portInUse(err);
+    if (inUse) {
+      io.err(`${service}: port ${inUse.port} on ${inUse.address || host} is already in use (another mesh running? start it with --port-offset <n>)`);
+      return EXIT_PORT_IN_USE;
+    }
     throw err;
+  }
+  // Handlers first: whoever waits for the readiness line may signal at once.
+  stopOnSignals(hosted, io);
+  const { server } = hosted;
+  io.out(`${service} serving gRPC on ${host}:${server.port}${server.connectPort ? `, Connect on ${server.connectPort}` : ""}`);
+  // Started by the mesh: tell it where we listen (it then checks health over mTLS itself).
+  process.send?.({ type: "ready", port: server.port, connectPort: server.connectPort ?? null });
+  return -1;
+}
+
+/**
+ * Drains on SIGINT/SIGTERM, and when the mesh that started us goes away (its
+ * IPC channel closes, even if it was SIGKILLed), then exits 0.
+ */
+function stopOnSignals(hosted: HostedService, io: CliIo): void {
+  let stopping = false;
+  const stop = (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    io.out(`${reason}: draining...`);
+    hosted.stop(DRAIN_GRACE_MS).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        io.err(String(err));
+        process.exit(1);
+      },
+    );
+  };
+  // `on`, not `once`: a second signal during the drain must not kill the process mid-drain.
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  if (process.connected) {
+    process.on("disconnect", () => {
+      // The mesh read our pipes: with it gone, a write must not turn the drain into a crash.
+      const ignore = () => {};
+      process.stdout.on("error", ignore);
+      process.stderr.on("error", ignore);
+      stop("mesh gone");
+    });
   }
 }

@@ -20,11 +20,11 @@ const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?
 
 /** The environment variable holding a service's address, e.g. TICKET_RPC_ADDRESS for ticket-service. */
 export function addressVariable(service: string): string {
-  return `${envKey(service)}_RPC_ADDRESS`;
+  return `${addressEnvKey(service)}_RPC_ADDRESS`;
 }
 
 export function resolveAddress(service: string, defaultPort: number, env: NodeJS.ProcessEnv): string {
-  const key = envKey(service);
+  const key = addressEnvKey(service);
   const explicit = env[`${key}_RPC_ADDRESS`];
   if (explicit) return parseRpcAddress(explicit, `${key}_RPC_ADDRESS`);
   const legacy = env[`${key}_SERVICE_URL`];
@@ -100,6 +100,7 @@ function checkPort(port: string, fail: (why: string) => never): void {
   if (!(n >= 1 && n <= 65535)) fail(`port ${JSON.stringify(port)} is not 1-65535`);
 }
 
-function envKey(service: string): string {
+/** The variable prefix of a service's address: "ticket-service" -> "TICKET" (TICKET_RPC_ADDRESS, TICKET_SERVICE_URL). */
+export function addressEnvKey(service: string): string {
   return service.replace(/-service$/, "").replace(/-/g, "_").toUpperCase();
 }

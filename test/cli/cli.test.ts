@@ -124,6 +124,24 @@ describe("tt-rpc token usage errors: exit 2, a clear message, no stack trace", (
   });
 });
 
+describe("tt-rpc mesh and serve usage errors: exit 2, a clear message, no stack trace", () => {
+  it("mesh --port-offset out of range", async () => {
+    expectUsageError(await cli(["mesh", "--certs", dir, "--port-offset", "20000"]), /--port-offset must be an integer from 0 to \d+, got "20000"/);
+  });
+
+  it("mesh --only with an unknown service", async () => {
+    expectUsageError(await cli(["mesh", "--certs", dir, "--only", "venue-service,nope-service"]), /--only: no contract for "nope-service"/);
+  });
+
+  it("serve with an unknown service", async () => {
+    expectUsageError(await cli(["serve", "nope-service", "--certs", dir]), /no contract for "nope-service"/);
+  });
+
+  it("serve with a bad port", async () => {
+    expectUsageError(await cli(["serve", "venue-service", "--certs", dir, "--port", "70000"]), /--port must be a port number/);
+  });
+});
+
 describe("tt-rpc context-token usage errors", () => {
   it("bad --ttl", async () => {
     const runs = await Promise.all(["0", "301", "abc"].map((ttl) => cli(["context-token", "--certs", dir, "--tenant", TENANT, "--user", USER, "--ttl", ttl])));
