@@ -8,13 +8,17 @@ import { stdio } from "./io.ts";
 import { runMesh } from "./mesh.ts";
 import { runServe } from "./serve.ts";
 import { runToken } from "./token.ts";
+import { runTokenInspect } from "./token-inspect.ts";
+import { runDemo } from "./demo/command.ts";
 
 const USAGE = `usage: tt-rpc <command> [options]
   certs init|rotate|rotate-jwt|show   manage the dev PKI (CA, service certificates, JWT keys, trust bundle)
   token                               mint a single-use call token for grpcurl / buf curl
+  token inspect <token>               say whether a server would accept a token, and if not, why
   context-token                       mint a signed tenant/user context token (development edge)
   mesh                                run every service locally, one process each, over mTLS (creates the dev PKI on first run)
   serve <service>                     run one service from existing certificates, as in a container (fails closed without them)
+  demo <flow>                         run a platform flow against the running mesh, one line per hop (purchase, refund, scan, event-create, cross-tenant)
 Run \`tt-rpc <command> --help\` for a command's options.`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -23,13 +27,15 @@ export async function main(argv: string[]): Promise<number> {
     case "certs":
       return runCerts(rest);
     case "token":
-      return runToken(rest);
+      return rest[0] === "inspect" ? runTokenInspect(rest.slice(1)) : runToken(rest);
     case "context-token":
       return runContextToken(rest);
     case "mesh":
       return runMesh(rest);
     case "serve":
       return runServe(rest);
+    case "demo":
+      return runDemo(rest);
     case "help":
     case "--help":
     case "-h":
