@@ -3,6 +3,7 @@
  * as data through the `observe` hook (metrics attach there later).
  */
 import type { Logger } from "../observability/logger.ts";
+import { currentCallScope } from "../observability/call-scope.ts";
 import type { BreakerState } from "./breaker-admin.ts";
 
 export type ResilienceEvent =
@@ -28,7 +29,8 @@ export function createReporter(logger: Logger, observers: readonly ResilienceObs
   return (event) => {
     // Fast-fail rejections can come by the thousand per second: keep them at debug.
     const level = event.type === "breaker_rejected" ? "debug" : event.type === "retry" ? "info" : "warn";
-    logger[level]({ resilience: event }, MESSAGES[event.type]);
+    // The request id ties the event to the call it happened in (`tt-rpc demo` shows it as a hop).
+    logger[level]({ resilience: event, requestId: currentCallScope()?.requestId }, MESSAGES[event.type]);
     for (const observe of observers) {
       try {
         observe(event);

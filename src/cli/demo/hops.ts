@@ -23,6 +23,19 @@ export interface Hop {
   readonly startedAt: number;
   /** Why the server refused the call, from its "call rejected" line. */
   readonly reason?: string;
+  /** A client-side event instead of a served call: a retry, a stale answer, a breaker change. */
+  readonly note?: string;
+}
+
+interface ResilienceLine {
+  type?: string;
+  target?: string;
+  method?: string;
+  attempt?: number;
+  code?: string;
+  ageMs?: number;
+  from?: string;
+  to?: string;
 }
 
 interface LogLine {
@@ -36,7 +49,15 @@ interface LogLine {
   attempt?: number;
   requestId?: string;
   reason?: string;
-  time?: number;
+  resilience?: ResilienceLine;
+  /** pino's time: epoch ms, or an ISO string (our logger's format). */
+  time?: number | string;
+}
+
+function epochMs(time: number | string | undefined): number {
+  if (typeof time === "number") return time;
+  const ms = typeof time === "string" ? Date.parse(time) : NaN;
+  return Number.isNaN(ms) ? 0 : ms;
 }
 
 /** The codes the security layer answers with, each preceded by its "call rejected" line. */
@@ -68,6 +89,24 @@ export function readHops(logDir: string, requestId: string): Hop[] {
         const key = `${service} ${l.method}`;
         reasons.set(key, [...(reasons.get(key) ?? []), l.reason]);
       }
+      const event = l.resilience;
+      if (event?.target && event.type) {
+        const note = eventNote(event);
+        if (note) {
+          hops.push({
+            service: event.target,
+            caller: l.service ?? service,
+            method: event.method ?? "-",
+            tenant: undefined,
+            code: event.code ?? "-",
+            durationMs: 0,
+            attempt: event.type === "retry" ? (event.attempt ?? 2) - 1 : 1,
+            startedAt: epochMs(l.time),
+            note,
+          });
+        }
+        continue;
+      }
       if (l.msg !== "rpc" || !l.method) continue;
       const durationMs = l.durationMs ?? 0;
       hops.push({
@@ -78,7 +117,7 @@ export function readHops(logDir: string, requestId: string): Hop[] {
         code: l.code ?? "?",
         durationMs,
         attempt: l.attempt ?? 1,
-        startedAt: (l.time ?? 0) - durationMs,
+        startedAt: epochMs(l.time) - durationMs,
       });
     }
   }
@@ -105,10 +144,29 @@ export async function settledHops(logDir: string, requestId: string, minHops: nu
   return last;
 }
 
+/** What a client-side resilience event says about the call it happened in. */
+function eventNote(e: ResilienceLine): string | undefined {
+  switch (e.type) {
+    case "retry":
+      return "attempt failed, retried";
+    case "fallback":
+      return `answered from the stale cache (${Math.round((e.ageMs ?? 0) / 1000)} s old)`;
+    case "breaker":
+      return `circuit breaker ${e.from} -> ${e.to}`;
+    case "budget_exhausted":
+      return "retry budget exhausted: not retried";
+    case "bulkhead_rejected":
+      return "bulkhead full: rejected";
+    default:
+      return undefined;
+  }
+}
+
 const shortMethod = (path: string) => path.replace(/^\/(?:[a-z0-9_]+\.)*/, "");
 
 /** `order-service -> payment-service PaymentService/CompletePayment  tenant 7c9e6679  OK  12.3 ms  attempt 1` */
 export function formatHop(h: Hop): string {
+  if (h.note) return `${h.caller.padEnd(20)} -> ${h.service.padEnd(20)} ${shortMethod(h.method).padEnd(42)} ${h.code === "-" ? "" : `${h.code}: `}${h.note}`;
   const tenant = h.tenant ? h.tenant.slice(0, 8) : "-";
   const line = `${h.caller.padEnd(20)} -> ${h.service.padEnd(20)} ${shortMethod(h.method).padEnd(42)} tenant ${tenant.padEnd(8)}  ${h.code.padEnd(19)} ${h.durationMs.toFixed(1).padStart(7)} ms  attempt ${h.attempt}`;
   return h.reason ? `${line}\n${" ".repeat(24)}server log: ${h.reason}` : line;
