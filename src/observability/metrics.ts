@@ -35,6 +35,7 @@ const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 /** tt_rpc_client_breaker_state's values. */
 export const BREAKER_STATE_VALUES: Record<BreakerState, number> = { closed: 0, open: 1, half_open: 2 };
+const BREAKER_SEVERITY: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
 
 const CALL_LABELS = ["grpc_service", "grpc_method", "grpc_type"] as const;
 const HANDLED_LABELS = [...CALL_LABELS, "grpc_code"] as const;
@@ -186,7 +187,15 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: target,
     registers,
     collect() {
-      for (const admin of breakerAdmins) for (const b of admin.list()) this.labels(b.target).set(BREAKER_STATE_VALUES[b.state]);
+      // One registry per process normally; if several hold the same target, the least healthy state shows.
+      const worst = new Map<string, BreakerState>();
+      for (const admin of breakerAdmins) {
+        for (const b of admin.list()) {
+          const seen = worst.get(b.target);
+          if (seen === undefined || BREAKER_SEVERITY[b.state] > BREAKER_SEVERITY[seen]) worst.set(b.target, b.state);
+        }
+      }
+      for (const [name, state] of worst) this.labels(name).set(BREAKER_STATE_VALUES[state]);
     },
   });
   // Fast-fail rejections can come by the thousand per second: children cached per target.
