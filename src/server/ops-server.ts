@@ -11,6 +11,7 @@
  * names each check and its outcome, never an error's text (that goes to the log).
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import type { Logger } from "../observability/logger.ts";
 
@@ -43,6 +44,7 @@ export interface OpsServerOptions extends OpsOptions {
 }
 
 export interface OpsServer {
+  /** The bound port and address. */
   readonly port: number;
   readonly host: string;
   /** Stops listening and drops open (keep-alive) connections. */
@@ -118,14 +120,13 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       resolve();
     });
   });
-  const address = server.address();
-  const port = typeof address === "object" && address !== null ? address.port : options.port;
-  logger.info({ opsPort: port, host }, "ops server listening");
+  const bound = server.address() as AddressInfo;
+  logger.info({ opsPort: bound.port, host: bound.address }, "ops server listening");
 
   let closing: Promise<void> | undefined;
   return {
-    port,
-    host,
+    port: bound.port,
+    host: bound.address,
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
