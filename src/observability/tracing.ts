@@ -28,6 +28,7 @@ import {
   type Tracer,
 } from "@opentelemetry/api";
 import type { ServerInterceptor } from "../server/call.ts";
+import { callerCode } from "../server/errors.ts";
 import { currentCallScope } from "./call-scope.ts";
 import { TRACEPARENT_HEADER } from "./headers.ts";
 
@@ -85,7 +86,7 @@ function endSpan(span: Span, code: Code | 0, kind: SpanKind): void {
   span.end();
 }
 
-function codeOf(err: unknown): Code {
+function clientCode(err: unknown): Code {
   return err instanceof ConnectError ? err.code : Code.Unknown;
 }
 
@@ -104,7 +105,8 @@ export function serverTracingInterceptor(tracer: Tracer): ServerInterceptor {
     try {
       result = await context.with(active, next, undefined, call);
     } catch (err) {
-      endSpan(span, codeOf(err), SpanKind.SERVER);
+      // The code the caller gets (a dependency's failure is answered as this server's own).
+      endSpan(span, callerCode(err), SpanKind.SERVER);
       throw err;
     }
     if (result.kind === "unary") {
@@ -117,6 +119,7 @@ export function serverTracingInterceptor(tracer: Tracer): ServerInterceptor {
 
 /** A stream's span ends with the stream; its messages are produced with the span active. */
 async function* tracedStream<T>(messages: AsyncIterable<T>, span: Span, active: Context, kind: SpanKind): AsyncGenerator<T> {
+  const codeOf = kind === SpanKind.SERVER ? callerCode : clientCode;
   const it = messages[Symbol.asyncIterator]();
   let code: Code | 0 = Code.Canceled;
   try {
@@ -170,7 +173,7 @@ export function clientTracingInterceptor(tracer: Tracer): Interceptor {
     try {
       res = await context.with(active, next, undefined, req);
     } catch (err) {
-      endSpan(span, codeOf(err), SpanKind.CLIENT);
+      endSpan(span, clientCode(err), SpanKind.CLIENT);
       throw err;
     }
     if (!res.stream) {

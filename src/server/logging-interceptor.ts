@@ -10,6 +10,7 @@ import { REQUEST_ID_HEADER } from "../observability/headers.ts";
 import type { CallResult, ServerCall, ServerInterceptor } from "./call.ts";
 import { authenticatedKey } from "./security-interceptor.ts";
 import { authFailureOf, type AuthFailure } from "../observability/auth-failure.ts";
+import { callerCode } from "./errors.ts";
 
 export const ATTEMPT_HEADER = "tt-attempt";
 
@@ -82,7 +83,7 @@ export function rejectedCallLogger(logger: Logger, observer?: CallObserver): Rej
   const observe = observer && asHooks(observer);
   return (call, start, err) => {
     observe?.started?.(call);
-    finishCall(logger, observe, call, start, err instanceof ConnectError ? err.code : Code.Internal, err);
+    finishCall(logger, observe, call, start, callerCode(err), err);
   };
 }
 
@@ -96,7 +97,7 @@ export function loggingInterceptor(logger: Logger, observer?: CallObserver): Ser
     try {
       result = await next(call);
     } catch (err) {
-      finish(err instanceof ConnectError ? err.code : Code.Internal, err);
+      finish(callerCode(err), err);
       throw err;
     }
     if (result.kind === "unary") {
@@ -115,7 +116,7 @@ export function loggingInterceptor(logger: Logger, observer?: CallObserver): Ser
           finish(0);
         } catch (err) {
           finished = true;
-          finish(err instanceof ConnectError ? err.code : Code.Internal, err);
+          finish(callerCode(err), err);
           throw err;
         } finally {
           // The adapter stopped reading (the caller went away): still one line, one observe event.
