@@ -7,13 +7,14 @@
  * bounded: service, method, type, code, target, breaker states, a fixed
  * reason enum; never a tenant, a peer address, an id or a message.
  *
- * Hot path: every label child is looked up once per method (and code) and
- * cached on a per-method object, so a call costs a Map lookup and a few
- * increments, no label strings built.
+ * Hot path: a call costs a Map lookup (per method) and a few number
+ * increments on that method's series; label sets and samples are built only
+ * when Prometheus scrapes. Rare events (auth failures, resilience events)
+ * use prom-client's label children, cached per label set.
  */
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
-import { Counter, Gauge, Histogram, Registry, register as processRegister } from "prom-client";
+import { Counter, Gauge, Registry, register as processRegister } from "prom-client";
 import type { CallFinished, CallObserverHooks } from "../server/logging-interceptor.ts";
 import type { ServerCall } from "../server/call.ts";
 import type { ResilienceEvent, ResilienceObserver } from "../resilience/events.ts";
@@ -37,72 +38,93 @@ const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 export const BREAKER_STATE_VALUES: Record<BreakerState, number> = { closed: 0, open: 1, half_open: 2 };
 const BREAKER_SEVERITY: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
 
-const CALL_LABELS = ["grpc_service", "grpc_method", "grpc_type"] as const;
-const HANDLED_LABELS = [...CALL_LABELS, "grpc_code"] as const;
-type CallLabel = (typeof HANDLED_LABELS)[number];
-
-/** The families one side (server or client) of calls records. */
-interface CallFamilies {
-  readonly started: Counter<CallLabel>;
-  readonly handled: Counter<CallLabel>;
-  readonly seconds: Histogram<CallLabel>;
-  readonly inFlight: Gauge<CallLabel>;
-}
-
-/** One method's cached label children. */
+/** One method's call counts: plain numbers on the hot path, turned into samples only when Prometheus scrapes. */
 class MethodSeries {
-  readonly started: Counter.Internal;
-  readonly seconds: Histogram.Internal<CallLabel>;
-  readonly inFlight: Gauge.Internal<CallLabel>;
-  private readonly handledByCode: (Counter.Internal | undefined)[] = [];
-  private readonly values: string[];
+  readonly labels: Readonly<Record<string, string>>;
+  started = 0;
+  inFlight = 0;
+  sum = 0;
+  count = 0;
+  /** Calls by status code (0-16). */
+  readonly handled = new Float64Array(CODE_LABELS.length);
+  /** Observations per bucket (not cumulative); above the last bucket only `count` has them. */
+  readonly buckets = new Float64Array(SECONDS_BUCKETS.length);
 
-  constructor(
-    private readonly families: CallFamilies,
-    method: DescMethod,
-  ) {
-    this.values = [method.parent.typeName, method.name, TYPE_LABELS[method.methodKind]];
-    this.started = families.started.labels(...this.values);
-    this.seconds = families.seconds.labels(...this.values);
-    this.inFlight = families.inFlight.labels(...this.values);
+  constructor(method: DescMethod) {
+    this.labels = { grpc_service: method.parent.typeName, grpc_method: method.name, grpc_type: TYPE_LABELS[method.methodKind] };
   }
 
   begin(): void {
-    this.started.inc();
-    this.inFlight.inc();
+    this.started++;
+    this.inFlight++;
   }
 
   end(code: Code | 0, seconds: number): void {
-    this.inFlight.dec();
-    this.seconds.observe(seconds);
-    this.handled(code).inc();
-  }
-
-  private handled(code: Code | 0): Counter.Internal {
-    return (this.handledByCode[code] ??= this.families.handled.labels(...this.values, CODE_LABELS[code] ?? "Unknown"));
+    this.inFlight--;
+    this.handled[code < CODE_LABELS.length ? code : Code.Unknown]!++;
+    this.sum += seconds;
+    this.count++;
+    let i = 0;
+    while (i < SECONDS_BUCKETS.length && seconds > SECONDS_BUCKETS[i]!) i++;
+    if (i < SECONDS_BUCKETS.length) this.buckets[i]!++;
   }
 }
 
-function callFamilies(registry: Registry, side: "server" | "client"): CallFamilies {
-  const registers = [registry];
-  const what = side === "server" ? "RPCs started on the server" : "RPCs started by clients";
-  return {
-    started: new Counter({ name: `grpc_${side}_started_total`, help: `Total number of ${what}.`, labelNames: CALL_LABELS, registers }),
-    handled: new Counter({
-      name: `grpc_${side}_handled_total`,
-      help: side === "server" ? "Total number of RPCs completed on the server, regardless of success or failure." : "Total number of RPCs completed by clients, regardless of success or failure.",
-      labelNames: HANDLED_LABELS,
-      registers,
-    }),
-    seconds: new Histogram({
-      name: `grpc_${side}_handling_seconds`,
-      help: side === "server" ? "Time the server took to handle RPCs, start to status." : "Time clients waited for RPCs, retries included.",
-      labelNames: CALL_LABELS,
-      buckets: SECONDS_BUCKETS,
-      registers,
-    }),
-    inFlight: new Gauge({ name: `grpc_${side}_in_flight`, help: `RPCs in flight (${side}).`, labelNames: CALL_LABELS, registers }),
+interface Sample {
+  readonly value: number;
+  readonly labels: Readonly<Record<string, string | number>>;
+  readonly metricName?: string;
+}
+
+/**
+ * A family whose samples are computed at scrape time (prom-client's metric
+ * interface: name, type, help, get). Its own label children would build a
+ * label string on every increment; this keeps the per-call work to numbers.
+ */
+function registerScraped(registry: Registry, name: string, type: "counter" | "gauge" | "histogram", help: string, samples: () => Sample[]): void {
+  const metric = {
+    name,
+    type,
+    help,
+    aggregator: "sum",
+    get: async () => ({ name, type, help, aggregator: "sum", values: samples() }),
+    reset() {},
   };
+  registry.registerMetric(metric as unknown as Counter);
+}
+
+/** grpc_<side>_started_total, _handled_total, _handling_seconds, _in_flight over `series`. */
+function registerCallFamilies(registry: Registry, side: "server" | "client", series: Map<DescMethod, MethodSeries>): void {
+  const all = () => [...series.values()];
+  const on = side === "server" ? "on the server" : "by clients";
+  registerScraped(registry, `grpc_${side}_started_total`, "counter", `Total number of RPCs started ${on}.`, () =>
+    all().map((s) => ({ labels: s.labels, value: s.started })),
+  );
+  registerScraped(registry, `grpc_${side}_handled_total`, "counter", `Total number of RPCs completed ${on}, regardless of success or failure.`, () =>
+    all().flatMap((s) => [...s.handled].flatMap((value, code) => (value > 0 ? [{ labels: { ...s.labels, grpc_code: CODE_LABELS[code]! }, value }] : []))),
+  );
+  const seconds = `grpc_${side}_handling_seconds`;
+  registerScraped(
+    registry,
+    seconds,
+    "histogram",
+    side === "server" ? "Time the server took to handle RPCs, start to status." : "Time clients waited for RPCs, retries included.",
+    () =>
+      all().flatMap((s) => {
+        let cumulative = 0;
+        const buckets: Sample[] = SECONDS_BUCKETS.map((le, i) => {
+          cumulative += s.buckets[i]!;
+          return { metricName: `${seconds}_bucket`, labels: { ...s.labels, le }, value: cumulative };
+        });
+        return [
+          ...buckets,
+          { metricName: `${seconds}_bucket`, labels: { ...s.labels, le: "+Inf" }, value: s.count },
+          { metricName: `${seconds}_sum`, labels: s.labels, value: s.sum },
+          { metricName: `${seconds}_count`, labels: s.labels, value: s.count },
+        ];
+      }),
+  );
+  registerScraped(registry, `grpc_${side}_in_flight`, "gauge", `RPCs in flight ${on}.`, () => all().map((s) => ({ labels: s.labels, value: s.inFlight })));
 }
 
 /** Sizes read when Prometheus scrapes (collect callbacks), summed over this process's stores. */
@@ -136,13 +158,13 @@ export interface MetricsOptions {
 export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = options.registry ?? new Registry();
   const registers = [registry];
-  const server = callFamilies(registry, "server");
-  const client = callFamilies(registry, "client");
   const serverSeries = new Map<DescMethod, MethodSeries>();
   const clientSeries = new Map<DescMethod, MethodSeries>();
-  const seriesOf = (cache: Map<DescMethod, MethodSeries>, families: CallFamilies, method: DescMethod): MethodSeries => {
+  registerCallFamilies(registry, "server", serverSeries);
+  registerCallFamilies(registry, "client", clientSeries);
+  const seriesOf = (cache: Map<DescMethod, MethodSeries>, method: DescMethod): MethodSeries => {
     let s = cache.get(method);
-    if (s === undefined) cache.set(method, (s = new MethodSeries(families, method)));
+    if (s === undefined) cache.set(method, (s = new MethodSeries(method)));
     return s;
   };
 
@@ -175,9 +197,18 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   const target = ["target"] as const;
   const retries = new Counter({ name: "tt_rpc_client_retries_total", help: "Retries the resilience stack made, by target and method.", labelNames: ["target", "grpc_method"], registers });
-  const budgetExhausted = new Counter({ name: "tt_rpc_client_retry_budget_exhausted_total", help: "Retries refused because the target's retry budget was used up.", labelNames: target, registers });
-  const bulkheadRejected = new Counter({ name: "tt_rpc_client_bulkhead_rejected_total", help: "Calls refused because the target's bulkhead was full.", labelNames: target, registers });
-  const breakerRejected = new Counter({ name: "tt_rpc_client_breaker_rejected_total", help: "Calls failed fast because the target's circuit breaker was open.", labelNames: target, registers });
+  // Fast-fail rejections can come by the thousand per second: plain numbers per target, samples at scrape time.
+  const perTarget = new Map<string, { budget: number; bulkhead: number; breaker: number }>();
+  const targetCounts = (name: string) => {
+    let c = perTarget.get(name);
+    if (c === undefined) perTarget.set(name, (c = { budget: 0, bulkhead: 0, breaker: 0 }));
+    return c;
+  };
+  const perTargetCounter = (name: string, help: string, field: "budget" | "bulkhead" | "breaker") =>
+    registerScraped(registry, name, "counter", help, () => [...perTarget].filter(([, c]) => c[field] > 0).map(([t, c]) => ({ labels: { target: t }, value: c[field] })));
+  perTargetCounter("tt_rpc_client_retry_budget_exhausted_total", "Retries refused because the target's retry budget was used up.", "budget");
+  perTargetCounter("tt_rpc_client_bulkhead_rejected_total", "Calls refused because the target's bulkhead was full.", "bulkhead");
+  perTargetCounter("tt_rpc_client_breaker_rejected_total", "Calls failed fast because the target's circuit breaker was open.", "breaker");
   const transitions = new Counter({ name: "tt_rpc_client_breaker_transitions_total", help: "Circuit breaker state changes, by target.", labelNames: ["target", "from", "to"], registers });
   const fallbacks = new Counter({ name: "tt_rpc_client_fallbacks_total", help: "Stale fallback answers served, by target and method.", labelNames: ["target", "grpc_method"], registers });
   const breakerAdmins = new Set<BreakerAdmin>();
@@ -198,17 +229,6 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       for (const [name, state] of worst) this.labels(name).set(BREAKER_STATE_VALUES[state]);
     },
   });
-  // Fast-fail rejections can come by the thousand per second: children cached per target.
-  const perTarget = new Map<string, { bulkhead: Counter.Internal; breaker: Counter.Internal; budget: Counter.Internal }>();
-  const targetSeries = (name: string) => {
-    let s = perTarget.get(name);
-    if (s === undefined) {
-      s = { bulkhead: bulkheadRejected.labels(name), breaker: breakerRejected.labels(name), budget: budgetExhausted.labels(name) };
-      perTarget.set(name, s);
-    }
-    return s;
-  };
-
   const sizes: Record<SizedStore, Set<() => number>> = { replay_cache: new Set(), dedupe_store: new Set() };
   const sizeGauge = (store: SizedStore, help: string) =>
     new Gauge({
@@ -225,7 +245,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   sizeGauge("dedupe_store", "Entries in the idempotency dedupe store (stored responses and calls in flight).");
 
   const clientInterceptor: Interceptor = (next) => async (req) => {
-    const series = seriesOf(clientSeries, client, req.method);
+    const series = seriesOf(clientSeries, req.method);
     series.begin();
     const start = performance.now();
     let res;
@@ -245,9 +265,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   return {
     registry,
     server: {
-      started: (call) => seriesOf(serverSeries, server, call.method).begin(),
+      started: (call) => seriesOf(serverSeries, call.method).begin(),
       finished({ call, code, durationMs, authFailure }: CallFinished) {
-        seriesOf(serverSeries, server, call.method).end(code, durationMs / 1000);
+        seriesOf(serverSeries, call.method).end(code, durationMs / 1000);
         if (authFailure !== undefined) countAuthFailure(call, authFailure);
       },
     },
@@ -261,13 +281,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
           retries.labels(event.target, event.method).inc();
           break;
         case "budget_exhausted":
-          targetSeries(event.target).budget.inc();
+          targetCounts(event.target).budget++;
           break;
         case "bulkhead_rejected":
-          targetSeries(event.target).bulkhead.inc();
+          targetCounts(event.target).bulkhead++;
           break;
         case "breaker_rejected":
-          targetSeries(event.target).breaker.inc();
+          targetCounts(event.target).breaker++;
           break;
         case "fallback":
           fallbacks.labels(event.target, event.method).inc();
