@@ -259,7 +259,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       series.end(0, (performance.now() - start) / 1000);
       return res;
     }
-    return { ...res, message: observeStream(res as StreamResponse, series, start) } as typeof res;
+    return { ...res, message: observeStream(res as StreamResponse, series, start, req.signal) } as typeof res;
   };
 
   return {
@@ -307,18 +307,35 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   };
 }
 
-/** A server stream counts as handled when it ends, fails, or the consumer stops reading (CANCELED). */
-async function* observeStream(res: StreamResponse, series: MethodSeries, start: number): AsyncGenerator<unknown> {
-  let code: Code | 0 = Code.Canceled;
-  try {
-    yield* res.message;
-    code = 0;
-  } catch (e) {
-    code = e instanceof ConnectError ? e.code : Code.Unknown;
-    throw e;
-  } finally {
+/**
+ * A server stream counts as handled once: when it ends, fails, or its signal
+ * aborts (the caller's cancel or the deadline). connect-es' clients never
+ * return() a stream the consumer stops reading, so the signal is what ends an
+ * abandoned one (at the latest, the call's deadline).
+ */
+function observeStream(res: StreamResponse, series: MethodSeries, start: number, signal: AbortSignal): AsyncIterable<unknown> {
+  let done = false;
+  const end = (code: Code | 0) => {
+    if (done) return;
+    done = true;
+    signal.removeEventListener("abort", onAbort);
     series.end(code, (performance.now() - start) / 1000);
-  }
+  };
+  const onAbort = () => end(signal.reason instanceof ConnectError ? signal.reason.code : Code.Canceled);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort);
+  return (async function* () {
+    let code: Code | 0 = Code.Canceled;
+    try {
+      yield* res.message;
+      code = 0;
+    } catch (e) {
+      code = e instanceof ConnectError ? e.code : Code.Unknown;
+      throw e;
+    } finally {
+      end(code);
+    }
+  })();
 }
 
 let processMetrics: Metrics | undefined;

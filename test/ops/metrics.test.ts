@@ -58,6 +58,13 @@ beforeAll(async () => {
           return { ticketId: req.ticketId, status: TicketStatus.SOLD, canRefund: true };
         },
         handlePaymentSucceeded: (req) => ({ orderId: req.orderId, ticketIds: ["t-9"], duplicate: false }),
+        async *listTicketsByEvent(req) {
+          for (let i = 0; i < 3; i++) {
+            yield { ticket: { id: `${req.eventId}-${i}`, status: TicketStatus.SOLD } };
+            // Slow enough for the cancel of the consumer that stops early to arrive mid-stream.
+            if (req.eventId === "e-stop") await new Promise((resolve) => setTimeout(resolve, 300));
+          }
+        },
       }),
     ],
   });
@@ -70,7 +77,7 @@ afterAll(async () => {
   pki?.cleanup();
 });
 
-async function client(workload: "payment-service" | "order-service", address = `127.0.0.1:${server.port}`, limits: object = {}): Promise<TicketServiceClient> {
+async function client(workload: "payment-service" | "order-service" | "scanning-service", address = `127.0.0.1:${server.port}`, limits: object = {}): Promise<TicketServiceClient> {
   const c = createTicketServiceClient({
     identity: await pki.material(workload),
     address,
@@ -201,6 +208,39 @@ describe("server metrics on the ops port after real calls", () => {
     expect(sampleValue(client, "grpc_client_handling_seconds_count", STATUS)).toBe(5);
     expect(sampleValue(client, "grpc_client_in_flight", STATUS)).toBe(0);
     expect(sampleValue(client, "tt_rpc_client_breaker_state", { target: "ticket-service" })).toBe(0);
+  });
+});
+
+describe("server-streaming calls", () => {
+  it("count as handled when the stream ends, or as Canceled when the consumer stops reading", async () => {
+    const scanning = await client("scanning-service");
+    const ctx = { headers: { "tt-context": await pki.contextToken({ tenantId: TENANT, userId: "u-1" }) }, timeoutMs: 5000 };
+    const ids: string[] = [];
+    for await (const r of scanning.listTicketsByEvent({ tenantId: TENANT, eventId: "e-all" }, ctx)) ids.push(r.ticket!.id);
+    expect(ids).toEqual(["e-all-0", "e-all-1", "e-all-2"]);
+    // A consumer that stops reading cancels the call (connect-es streams end by their signal).
+    const stop = new AbortController();
+    for await (const r of scanning.listTicketsByEvent({ tenantId: TENANT, eventId: "e-stop" }, { ...ctx, signal: stop.signal })) {
+      expect(r.ticket!.id).toBe("e-stop-0");
+      stop.abort();
+      break;
+    }
+    const stream = { grpc_service: SERVICE, grpc_method: "ListTicketsByEvent", grpc_type: "server_stream" };
+    const c = parseMetrics(await clientMetrics.registry.metrics());
+    expect(sampleValue(c, "grpc_client_started_total", stream)).toBe(2);
+    expect(sampleValue(c, "grpc_client_handled_total", { ...stream, grpc_code: "OK" })).toBe(1);
+    expect(sampleValue(c, "grpc_client_handled_total", { ...stream, grpc_code: "Canceled" })).toBe(1);
+    expect(sampleValue(c, "grpc_client_in_flight", stream)).toBe(0);
+    // The server learns of the cancel over the network: wait for it (bounded).
+    let s = await scrape();
+    for (let i = 0; i < 100 && sampleValue(s, "grpc_server_in_flight", stream) !== 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      s = await scrape();
+    }
+    expect(sampleValue(s, "grpc_server_started_total", stream)).toBe(2);
+    expect(sampleValue(s, "grpc_server_handled_total", { ...stream, grpc_code: "OK" })).toBe(1);
+    expect(sampleValue(s, "grpc_server_handled_total", { ...stream, grpc_code: "Canceled" })).toBe(1);
+    expect(sampleValue(s, "grpc_server_in_flight", stream)).toBe(0);
   });
 });
 
