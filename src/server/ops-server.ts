@@ -53,6 +53,7 @@ export interface OpsServer {
 
 const PATHS = new Set(["/metrics", "/healthz", "/readyz"]);
 const DEFAULT_READINESS_TIMEOUT_MS = 1000;
+const MAX_CONNECTIONS = 64;
 
 type Outcome = "ok" | "fail" | "timeout";
 
@@ -113,6 +114,8 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     // A request body is never read: drain it so the connection stays usable.
     req.resume();
   });
+  // Prometheus and kubelet need a handful; more is someone else.
+  server.maxConnections = MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, host, () => {

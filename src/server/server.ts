@@ -101,7 +101,8 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const metrics = options.metrics ?? defaultMetrics();
   const replayCache = options.replayCache ?? createReplayCache();
   const dedupeStore = options.dedupeStore ?? createMemoryDedupeStore();
-  const observe = combineCallObservers(options.observe, metrics.server);
+  // Metrics first: a throwing observer of the caller's cannot skip them (and leave a call counted in flight).
+  const observe = combineCallObservers(metrics.server, options.observe);
   const authenticator = createCallAuthenticator({ material, logger, replayCache });
   // Asked once: with no OpenTelemetry SDK registered no span is ever made.
   const tracer = activeTracer();
