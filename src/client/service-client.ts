@@ -22,6 +22,8 @@ import type { ResilienceObserver } from "../resilience/events.ts";
 import { resilienceRegistry, type ResilienceRegistry } from "../resilience/registry.ts";
 import { callDeadlineKey, resilienceInterceptor } from "../resilience/policy-stack.ts";
 import { planCall } from "../resilience/deadline.ts";
+import { defaultMetrics, type Metrics } from "../observability/metrics.ts";
+import { activeTracer, clientTracingInterceptor } from "../observability/tracing.ts";
 
 export interface ServiceClientOptions {
   /** Our own identity material: certificate, key, JWT signing key, trust bundle. */
@@ -37,6 +39,8 @@ export interface ServiceClientOptions {
     readonly registry?: ResilienceRegistry;
   };
   readonly env?: NodeJS.ProcessEnv;
+  /** Where client call and resilience metrics go (default: this process's). */
+  readonly metrics?: Metrics;
 }
 
 export function createServiceClient<S extends DescService>(contract: ServiceContract<S>, options: ServiceClientOptions): Client<S> {
@@ -53,7 +57,15 @@ export function createServiceTransport(contract: ServiceContract, options: Servi
   const address = options.address ?? resolveAddress(contract.name, contract.defaultPort, options.env ?? process.env);
   const server = workloadSpiffeId(contract.name, identity.current().workload.env, identity.current().bundle.trustDomain);
   const env = options.env ?? process.env;
-  const policies = (options.resilience?.registry ?? resilienceRegistry()).policiesFor(contract, options.resilience, env);
+  const metrics = options.metrics ?? defaultMetrics();
+  const registry = options.resilience?.registry ?? resilienceRegistry();
+  const observe = options.resilience?.observe;
+  // Resilience events feed the metrics (the target's stack keeps the observers of the client that built it).
+  const observeWithMetrics: ResilienceObserver = observe ? (e) => (metrics.resilience(e), observe(e)) : metrics.resilience;
+  const policies = registry.policiesFor(contract, { ...options.resilience, observe: observeWithMetrics }, env);
+  metrics.watchBreakers(registry);
+  // Asked once: with no OpenTelemetry SDK registered no span is ever made.
+  const tracer = activeTracer();
   const target = contract.name;
   const tls = mtlsChannelCredentials(identity, server);
   const transport = createGrpcJsTransport({
@@ -63,6 +75,8 @@ export function createServiceTransport(contract: ServiceContract, options: Servi
     // SNI names the service (an IP is not a valid server name); identity is checked by SPIFFE ID anyway.
     channelOptions: { "grpc.ssl_target_name_override": contract.name },
     interceptors: [
+      metrics.clientInterceptor,
+      ...(tracer ? [clientTracingInterceptor(tracer)] : []),
       contextPropagationInterceptor(),
       ...(options.interceptors ?? []),
       resilienceInterceptor(contract, policies, options.resilience?.fallback),

@@ -46,6 +46,12 @@ export function capMessage(message: string): string {
   return message.length <= MAX_STATUS_MESSAGE ? message : `${message.slice(0, MAX_STATUS_MESSAGE - 3)}...`;
 }
 
+/** The code the caller receives for `err` (what toConnectError answers), for logs, metrics and spans of the call. */
+export function callerCode(err: unknown): Code {
+  if (!(err instanceof ConnectError)) return Code.Internal;
+  return downstreamInfo(err) === undefined ? err.code : (DOWNSTREAM_ANSWER[err.code] ?? INTERNAL)[0];
+}
+
 export function toConnectError(err: unknown, route: Route, report: ErrorReporter): ConnectError {
   if (err instanceof ConnectError) {
     const downstream = downstreamInfo(err);

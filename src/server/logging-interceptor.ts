@@ -9,6 +9,8 @@ import type { Logger } from "../observability/logger.ts";
 import { ATTEMPT_HEADER, REQUEST_ID_HEADER } from "../observability/headers.ts";
 import type { CallResult, ServerCall, ServerInterceptor } from "./call.ts";
 import { authenticatedKey } from "./security-interceptor.ts";
+import { authFailureOf, type AuthFailure } from "../observability/auth-failure.ts";
+import { callerCode } from "./errors.ts";
 
 
 /** The canonical gRPC name ("PERMISSION_DENIED"), as grpcurl and every gRPC tool prints it. */
@@ -23,12 +25,42 @@ function attemptNumber(raw: string | null): number {
   return Number.isInteger(n) && n >= 1 && n <= 100 ? n : 1;
 }
 
-export type CallObserver = (info: { call: ServerCall; code: Code | 0; durationMs: number }) => void;
+export interface CallFinished {
+  readonly call: ServerCall;
+  readonly code: Code | 0;
+  readonly durationMs: number;
+  /** Set when the security chain refused the call: which stage and a bounded reason (metrics label). */
+  readonly authFailure?: AuthFailure | undefined;
+}
+
+/** A finished-call callback, or hooks that also hear when a call starts (in-flight gauges). */
+export type CallObserver = ((info: CallFinished) => void) | CallObserverHooks;
+
+export interface CallObserverHooks {
+  /** The call entered the chain (before authentication); `finished` follows exactly once. */
+  started?(call: ServerCall): void;
+  finished(info: CallFinished): void;
+}
+
+/** Several observers as one (server.ts adds metrics to the caller's own). */
+export function combineCallObservers(...observers: (CallObserver | undefined)[]): CallObserverHooks | undefined {
+  const hooks = observers.filter((o) => o !== undefined).map(asHooks);
+  if (hooks.length <= 1) return hooks[0];
+  const starters = hooks.filter((h) => h.started !== undefined);
+  return {
+    started: (call) => starters.forEach((h) => h.started!(call)),
+    finished: (info) => hooks.forEach((h) => h.finished(info)),
+  };
+}
+
+function asHooks(observe: CallObserver): CallObserverHooks {
+  return typeof observe === "function" ? { finished: observe } : observe;
+}
 
 /** Writes the call's one "rpc" line and tells `observe`; `start` is performance.now() when the call began. */
-function finishCall(logger: Logger, observe: CallObserver | undefined, call: ServerCall, start: number, code: Code | 0, err?: unknown): void {
+function finishCall(logger: Logger, observe: CallObserverHooks | undefined, call: ServerCall, start: number, code: Code | 0, err?: unknown): void {
   const durationMs = performance.now() - start;
-  observe?.({ call, code, durationMs });
+  observe?.finished({ call, code, durationMs, authFailure: err === undefined ? undefined : authFailureOf(err) });
   const ctx = call.context.values.get(callContextKey);
   const line = {
     method: call.contract.path,
@@ -54,19 +86,25 @@ export type RejectedCallLogger = (call: ServerCall, start: number, err: unknown)
  * (the Connect port authenticates ahead of connect-node reading the body), so
  * both ports report every rejected call alike.
  */
-export function rejectedCallLogger(logger: Logger, observe?: CallObserver): RejectedCallLogger {
-  return (call, start, err) => finishCall(logger, observe, call, start, err instanceof ConnectError ? err.code : Code.Internal, err);
+export function rejectedCallLogger(logger: Logger, observer?: CallObserver): RejectedCallLogger {
+  const observe = observer && asHooks(observer);
+  return (call, start, err) => {
+    observe?.started?.(call);
+    finishCall(logger, observe, call, start, callerCode(err), err);
+  };
 }
 
-export function loggingInterceptor(logger: Logger, observe?: CallObserver): ServerInterceptor {
+export function loggingInterceptor(logger: Logger, observer?: CallObserver): ServerInterceptor {
+  const observe = observer && asHooks(observer);
   return (next) => async (call) => {
     const start = performance.now();
+    observe?.started?.(call);
     const finish = (code: Code | 0, err?: unknown) => finishCall(logger, observe, call, start, code, err);
     let result: CallResult;
     try {
       result = await next(call);
     } catch (err) {
-      finish(err instanceof ConnectError ? err.code : Code.Internal, err);
+      finish(callerCode(err), err);
       throw err;
     }
     if (result.kind === "unary") {
@@ -78,12 +116,18 @@ export function loggingInterceptor(logger: Logger, observe?: CallObserver): Serv
     return {
       kind: "stream",
       messages: (async function* () {
+        let finished = false;
         try {
           yield* messages;
+          finished = true;
           finish(0);
         } catch (err) {
-          finish(err instanceof ConnectError ? err.code : Code.Internal, err);
+          finished = true;
+          finish(callerCode(err), err);
           throw err;
+        } finally {
+          // The adapter stopped reading (the caller went away): still one line, one observe event.
+          if (!finished) finish(Code.Canceled);
         }
       })(),
     };

@@ -25,6 +25,7 @@ import {
 import type { MaterialSource } from "../identity/material.ts";
 import type { Logger } from "../observability/logger.ts";
 import { runInCallScope, type CallScope } from "../observability/call-scope.ts";
+import { classifyAuthFailure, tagAuthFailure } from "../observability/auth-failure.ts";
 import { REQUEST_ID_HEADER, TRACEPARENT_HEADER } from "../observability/headers.ts";
 import { decodeRequest } from "../wire/codec.ts";
 import { createPeerIdentityResolver } from "./peer-identity.ts";
@@ -202,12 +203,14 @@ function rejection(err: unknown, method: string, peer: string | undefined, logge
   if (err instanceof AuthError) {
     // The request id lets a developer find this line from the caller's side (the caller only sees a generic status).
     logger.warn({ method, peer, reason: err.reason, kind: err.kind, requestId: requestId ?? undefined }, "call rejected");
-    if (err.kind === "permission_denied") return new ConnectError("permission denied", Code.PermissionDenied);
+    // The observe event (metrics) gets a bounded name for the reason, never its text.
+    const failure = classifyAuthFailure(err.kind, err.reason);
+    if (err.kind === "permission_denied") return tagAuthFailure(new ConnectError("permission denied", Code.PermissionDenied), failure);
     // Only this peer is over its quota (replay cache): not an authentication failure.
-    if (err.kind === "resource_exhausted") return new ConnectError("resource exhausted", Code.ResourceExhausted);
-    return new ConnectError("unauthenticated", Code.Unauthenticated);
+    if (err.kind === "resource_exhausted") return tagAuthFailure(new ConnectError("resource exhausted", Code.ResourceExhausted), failure);
+    return tagAuthFailure(new ConnectError("unauthenticated", Code.Unauthenticated), failure);
   }
   // Anything else failing here is a bug in verification itself: fail closed.
   logger.error({ method, peer, err }, "authentication failed unexpectedly");
-  return new ConnectError("unauthenticated", Code.Unauthenticated);
+  return tagAuthFailure(new ConnectError("unauthenticated", Code.Unauthenticated), { stage: "authentication", reason: "internal" });
 }

@@ -17,7 +17,7 @@ import { grpcStatusGuard, registerGrpcRoutes } from "./grpc-js-adapter.ts";
 import { createHealth, type HealthService } from "./health.ts";
 import { listenConnect, listenGrpc, type Listener } from "./listeners.ts";
 import { listenerLimits, type ListenerLimits } from "./limits.ts";
-import { loggingInterceptor, rejectedCallLogger, type CallObserver } from "./logging-interceptor.ts";
+import { combineCallObservers, loggingInterceptor, rejectedCallLogger, type CallObserver } from "./logging-interceptor.ts";
 import { createReflection } from "./reflection.ts";
 import { buildRoutes, type Route, type ServiceRegistration } from "./routes.ts";
 import { createCallAuthenticator, securityInterceptor } from "./security-interceptor.ts";
@@ -26,7 +26,10 @@ import { createMemoryDedupeStore, type DedupeStore } from "../resilience/dedupe-
 import { createAdminService } from "./admin.ts";
 import { resilienceRegistry } from "../resilience/registry.ts";
 import type { BreakerAdmin } from "../resilience/breaker-admin.ts";
-import type { ReplayCache } from "../auth/replay-cache.ts";
+import { createReplayCache, type ReplayCache } from "../auth/replay-cache.ts";
+import { defaultMetrics, type Metrics } from "../observability/metrics.ts";
+import { activeTracer, serverTracingInterceptor } from "../observability/tracing.ts";
+import { startOpsServer, type OpsOptions, type OpsServer, type ReadinessCheck } from "./ops-server.ts";
 import { isServiceName, type ServiceName } from "../identity/workloads.ts";
 
 export interface ServerOptions {
@@ -57,6 +60,10 @@ export interface ServerOptions {
   readonly grpcStack?: "grpc-js" | "connect-node";
   /** Per-listener resource bounds (connections, handshake time, streams, header size, idle streams); see limits.ts for defaults. */
   readonly limits?: Partial<ListenerLimits>;
+  /** Where call, auth-failure and store-size metrics go (default: this process's, on prom-client's default registry). */
+  readonly metrics?: Metrics;
+  /** Serve /metrics, /healthz and /readyz on a plain-HTTP ops port (default host 127.0.0.1). */
+  readonly ops?: OpsOptions;
 }
 
 export interface RpcServer {
@@ -64,6 +71,8 @@ export interface RpcServer {
   readonly port: number;
   /** Bound Connect-protocol port, if enabled. */
   readonly connectPort: number | undefined;
+  /** Bound ops (HTTP) port, if enabled. */
+  readonly opsPort: number | undefined;
   readonly health: HealthService;
   /** Reports NOT_SERVING, stops accepting, lets in-flight calls finish for up to graceMs, then cancels the rest. */
   stop(graceMs?: number): Promise<void>;
@@ -91,22 +100,33 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   if (options.reflection ?? true) {
     served.push(...createReflection(served.map((s) => s.contract.service)).registrations(host));
   }
-  const authenticator = createCallAuthenticator({ material, logger, ...(options.replayCache ? { replayCache: options.replayCache } : {}) });
+  const metrics = options.metrics ?? defaultMetrics();
+  const replayCache = options.replayCache ?? createReplayCache();
+  const dedupeStore = options.dedupeStore ?? createMemoryDedupeStore();
+  // Metrics first: a throwing observer of the caller's cannot skip them (and leave a call counted in flight).
+  const observe = combineCallObservers(metrics.server, options.observe);
+  const authenticator = createCallAuthenticator({ material, logger, replayCache });
+  // Asked once: with no OpenTelemetry SDK registered no span is ever made.
+  const tracer = activeTracer();
   const interceptors: ServerInterceptor[] = [
-    loggingInterceptor(logger, options.observe),
+    ...(tracer ? [serverTracingInterceptor(tracer)] : []),
+    loggingInterceptor(logger, observe),
     securityInterceptor(authenticator, logger),
-    dedupeInterceptor(options.dedupeStore ?? createMemoryDedupeStore(), logger),
+    dedupeInterceptor(dedupeStore, logger),
     ...(options.interceptors ?? []),
   ];
   const routes = buildRoutes(served, interceptors);
   // The Connect port refuses unauthenticated calls before the chain (and its logging) runs: same rpc line, same observe event.
-  const onRejected = rejectedCallLogger(logger, options.observe);
+  const onRejected = rejectedCallLogger(logger, observe);
   const bind = options.host ?? "127.0.0.1";
   const maxConnectionAgeMs = options.maxConnectionAgeMs ?? 60 * 60 * 1000;
   const limits = listenerLimits(options.limits);
 
   const listeners: Listener[] = [];
   let grpcServer: grpc.Server | undefined;
+  let ops: OpsServer | undefined;
+  // Ready from the moment every listener is up until drain starts.
+  let serving = false;
   try {
     if ((options.grpcStack ?? "grpc-js") === "grpc-js") {
       grpcServer = new grpc.Server({
@@ -129,21 +149,34 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       const handler = createConnectHandler(routes, report, { authenticator, onRejected, shutdownSignal: shutdown.signal });
       listeners.push(await listenConnect({ handler, material, host: bind, port: options.connectPort, logger, maxConnectionAgeMs, limits }));
     }
+    if (options.ops) {
+      const builtIn: ReadinessCheck[] = [
+        { name: "listeners", check: () => serving },
+        // The material in use is valid until its certificate expires (a stuck rotation shows here).
+        { name: "identity", check: () => material.current().workload.notAfter.getTime() > Date.now() },
+      ];
+      ops = await startOpsServer({ ...options.ops, readiness: [...builtIn, ...(options.ops.readiness ?? [])], registry: metrics.registry, logger });
+    }
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close(0)));
     grpcServer?.forceShutdown();
     throw err;
   }
   const [grpcListener, connectListener] = listeners;
+  serving = true;
+  // Sizes are read at scrape time, from the stores that expose them (the in-memory defaults do).
+  const untrack = [metrics.trackStore("replay_cache", replayCache), metrics.trackStore("dedupe_store", dedupeStore)];
   logger.info({ port: grpcListener!.port, connectPort: connectListener?.port, spiffeId: self.spiffeId }, "rpc server listening");
 
   let stopping: Promise<void> | undefined;
   return {
     port: grpcListener!.port,
     connectPort: options.connectPort !== undefined ? connectListener?.port : undefined,
+    opsPort: ops?.port,
     health,
     stop(graceMs = 10_000) {
       stopping ??= (async () => {
+        serving = false;
         health.setAllNotServing();
         const force = setTimeout(() => shutdown.abort(), graceMs);
         force.unref();
@@ -165,6 +198,9 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
         ]);
         clearTimeout(force);
         shutdown.abort();
+        untrack.forEach((stop) => stop());
+        // Last: /readyz answers 503 (and /metrics the final counts) for the whole drain.
+        await ops?.close();
         logger.info("rpc server stopped");
       })();
       return stopping;
