@@ -18,6 +18,8 @@ import { createSqliteDedupeStore } from "../../services/shared/sqlite-dedupe-sto
 export const DEFAULT_DATA_DIR = ".tt-rpc/data";
 /** The Connect protocol port of a service: its gRPC port + 1000. */
 export const CONNECT_PORT_OFFSET = 1000;
+/** The ops HTTP port (/metrics, /healthz, /readyz) in the mesh and in deploy/: the gRPC port + 2000. */
+export const OPS_PORT_OFFSET = 2000;
 
 export interface HostOptions {
   readonly service: ServiceName;
@@ -26,6 +28,8 @@ export interface HostOptions {
   readonly host: string;
   readonly port: number;
   readonly connectPort?: number;
+  /** The plain-HTTP ops port (/metrics, /healthz, /readyz); none when undefined. */
+  readonly ops?: { readonly port: number; readonly host: string };
   /** Root logger; the server and the module add `service` to every line. */
   readonly logger: Logger;
   readonly env?: NodeJS.ProcessEnv;
@@ -70,6 +74,7 @@ export async function hostService(opts: HostOptions): Promise<HostedService> {
       logger: opts.logger,
       dedupeStore,
       replayCache: backends.replayCache,
+      ...(opts.ops ? { ops: { ...opts.ops, readiness: readinessChecks(opened, backends) } } : {}),
     });
     const service = opened;
     const state = backends;
@@ -92,6 +97,19 @@ export async function hostService(opts: HostOptions): Promise<HostedService> {
     material.close();
     throw err;
   }
+}
+
+/**
+ * Readiness beyond the server's own (listeners up, identity loaded): the
+ * service's database answers, and with Redis, the shared state is reachable
+ * (keyed calls fail closed without it). A down downstream service is never a
+ * reason: its callers' breakers handle that.
+ */
+function readinessChecks(service: OpenService, state: StateBackends) {
+  return [
+    { name: "database", check: () => service.runtime.db.prepare("SELECT 1").get() !== undefined },
+    { name: "shared-state", check: () => state.status().reachable },
+  ];
 }
 
 /** Node's error for a port someone else holds: the port is on the error itself. */

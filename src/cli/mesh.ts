@@ -16,7 +16,7 @@ import { initPki } from "../identity/pki.ts";
 import { workloadSpiffeId } from "../identity/spiffe-id.ts";
 import type { ServiceName } from "../identity/workloads.ts";
 import { DEFAULT_CERTS_DIR } from "./certs.ts";
-import { CONNECT_PORT_OFFSET, DEFAULT_DATA_DIR } from "./host.ts";
+import { CONNECT_PORT_OFFSET, DEFAULT_DATA_DIR, OPS_PORT_OFFSET } from "./host.ts";
 import { stdio, usageError, type CliIo } from "./io.ts";
 import { bannerLines, type BannerRow } from "./mesh/banner.ts";
 import { waitServing } from "./mesh/health.ts";
@@ -33,7 +33,7 @@ const USAGE = `usage: tt-rpc mesh [--certs <dir>] [--data <dir>] [--only <servic
 
 /** Every child must answer SERVING within this (8 children compile and start on 2 cores). */
 const STARTUP_TIMEOUT_MS = 60_000;
-const HIGHEST_DEFAULT_PORT = Math.max(...serviceContracts.map((c) => c.defaultPort)) + CONNECT_PORT_OFFSET;
+const HIGHEST_DEFAULT_PORT = Math.max(...serviceContracts.map((c) => c.defaultPort)) + OPS_PORT_OFFSET;
 
 export async function runMesh(args: string[], io: CliIo = stdio): Promise<number> {
   let values;
@@ -91,6 +91,7 @@ export async function runMesh(args: string[], io: CliIo = stdio): Promise<number
       "--host", host,
       "--port", String(c.defaultPort + offset),
       ...(connect ? ["--connect-port", String(c.defaultPort + CONNECT_PORT_OFFSET + offset)] : []),
+      "--ops-port", String(c.defaultPort + OPS_PORT_OFFSET + offset),
     ],
     env,
     logFile: join(data, "logs", `${c.name}.log`),
@@ -127,7 +128,7 @@ export async function runMesh(args: string[], io: CliIo = stdio): Promise<number
             if (restart > 0) io.err(`${s.service}: restarted as pid ${s.pid}, SERVING again`);
             if (!bannerShown && contracts.every((c) => started.has(c.name))) {
               bannerShown = true;
-              printBanner(io, contracts.map((c) => started.get(c.name)!), ops, certs, dialHost, performance.now() - t0);
+              printBanner(io, contracts.map((c) => started.get(c.name)!), ops, certs, dialHost, performance.now() - t0, { data, offset });
             }
           },
           (err: unknown) => {
@@ -150,7 +151,15 @@ export async function runMesh(args: string[], io: CliIo = stdio): Promise<number
   });
 }
 
-function printBanner(io: CliIo, started: readonly Started[], ops: MaterialSource, certs: string, dialHost: string, startupMs: number): void {
+function printBanner(
+  io: CliIo,
+  started: readonly Started[],
+  ops: MaterialSource,
+  certs: string,
+  dialHost: string,
+  startupMs: number,
+  where: { data: string; offset: number },
+): void {
   const m = ops.current();
   const rows: BannerRow[] = started.map((s) => ({
     service: s.service,
@@ -159,5 +168,7 @@ function printBanner(io: CliIo, started: readonly Started[], ops: MaterialSource
     spiffeId: workloadSpiffeId(s.service, m.workload.env, m.bundle.trustDomain),
     pid: s.pid,
   }));
-  for (const line of bannerLines(rows, certs, process.cwd(), startupMs)) io.out(line);
+  const first = started[0] ? serviceContracts.find((c) => c.name === started[0]!.service) : undefined;
+  const opsPort = first ? first.defaultPort + OPS_PORT_OFFSET + where.offset : undefined;
+  for (const line of bannerLines(rows, certs, process.cwd(), startupMs, { ...where, opsPort })) io.out(line);
 }

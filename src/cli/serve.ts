@@ -18,12 +18,14 @@ import { DEFAULT_CERTS_DIR } from "./certs.ts";
 import { DEFAULT_DATA_DIR, hostService, portInUse, type HostedService } from "./host.ts";
 import { stdio, usageError, type CliIo } from "./io.ts";
 
-const USAGE = `usage: tt-rpc serve <service> [--certs <dir>] [--data <dir>] [--host <ip>] [--port <n>] [--connect-port <n>]
+const USAGE = `usage: tt-rpc serve <service> [--certs <dir>] [--data <dir>] [--host <ip>] [--port <n>] [--connect-port <n>] [--ops-port <n>] [--ops-host <ip>]
   --certs         PKI directory (env TT_RPC_CERTS_DIR; default ${DEFAULT_CERTS_DIR}); never created by serve
   --data          data directory: <data>/<service>.db (env TT_RPC_DATA_DIR; default ${DEFAULT_DATA_DIR})
   --host          address to bind (default 127.0.0.1)
   --port          gRPC port (default: the contract's port)
   --connect-port  also serve the Connect protocol (JSON over HTTP) on this port
+  --ops-port      plain-HTTP /metrics, /healthz, /readyz on this port (env TT_RPC_OPS_PORT; default: none)
+  --ops-host      its bind address (env TT_RPC_OPS_HOST; default 127.0.0.1; 0.0.0.0 in a pod for kubelet)
 Downstream services are found through <NAME>_RPC_ADDRESS / <NAME>_SERVICE_URL (default: the mesh ports).`;
 
 /** Exit code for a port already in use: the mesh tells it apart from a crash (no restart). */
@@ -50,6 +52,8 @@ export async function runServe(args: string[], io: CliIo = stdio): Promise<numbe
         host: { type: "string" },
         port: { type: "string" },
         "connect-port": { type: "string" },
+        "ops-port": { type: "string" },
+        "ops-host": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -69,6 +73,9 @@ export async function runServe(args: string[], io: CliIo = stdio): Promise<numbe
   const connectPort = port(values["connect-port"], "--connect-port");
   if (grpcPort instanceof Error) return usageError(io, grpcPort.message, USAGE);
   if (connectPort instanceof Error) return usageError(io, connectPort.message, USAGE);
+  const opsPort = port(values["ops-port"] ?? process.env.TT_RPC_OPS_PORT, values["ops-port"] !== undefined ? "--ops-port" : "TT_RPC_OPS_PORT");
+  if (opsPort instanceof Error) return usageError(io, opsPort.message, USAGE);
+  const opsHost = values["ops-host"] ?? process.env.TT_RPC_OPS_HOST ?? "127.0.0.1";
   const contract = serviceContracts.find((c) => c.name === service)!;
   const certs = resolve(values.certs ?? process.env.TT_RPC_CERTS_DIR ?? DEFAULT_CERTS_DIR);
   const data = resolve(values.data ?? process.env.TT_RPC_DATA_DIR ?? DEFAULT_DATA_DIR);
@@ -82,6 +89,7 @@ export async function runServe(args: string[], io: CliIo = stdio): Promise<numbe
       host,
       port: grpcPort ?? contract.defaultPort,
       ...(connectPort !== undefined ? { connectPort } : {}),
+      ...(opsPort !== undefined ? { ops: { port: opsPort, host: opsHost } } : {}),
       logger: createLogger({ level: process.env.TT_RPC_LOG_LEVEL ?? "info" }),
     });
   } catch (err) {
@@ -99,9 +107,9 @@ export async function runServe(args: string[], io: CliIo = stdio): Promise<numbe
   // Handlers first: whoever waits for the readiness line may signal at once.
   stopOnSignals(hosted, io);
   const { server } = hosted;
-  io.out(`${service} serving gRPC on ${host}:${server.port}${server.connectPort ? `, Connect on ${server.connectPort}` : ""}`);
+  io.out(`${service} serving gRPC on ${host}:${server.port}${server.connectPort ? `, Connect on ${server.connectPort}` : ""}${server.opsPort ? `, ops HTTP on ${opsHost}:${server.opsPort}` : ""}`);
   // Started by the mesh: tell it where we listen (it then checks health over mTLS itself).
-  process.send?.({ type: "ready", port: server.port, connectPort: server.connectPort ?? null });
+  process.send?.({ type: "ready", port: server.port, connectPort: server.connectPort ?? null, opsPort: server.opsPort ?? null });
   return -1;
 }
 

@@ -98,7 +98,7 @@ export function readHops(logDir: string, requestId: string): Hop[] {
             caller: l.service ?? service,
             method: event.method ?? "-",
             tenant: undefined,
-            code: event.code ?? "-",
+            code: event.code ? canonicalCode(event.code) : "-",
             durationMs: 0,
             attempt: event.type === "retry" ? (event.attempt ?? 2) - 1 : 1,
             startedAt: epochMs(l.time),
@@ -142,6 +142,11 @@ export async function settledHops(logDir: string, requestId: string, minHops: nu
     last = next;
   }
   return last;
+}
+
+/** "DeadlineExceeded" (connect-es' name) -> "DEADLINE_EXCEEDED", as the server lines and grpcurl print it. */
+function canonicalCode(code: string): string {
+  return code.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
 }
 
 /** What a client-side resilience event says about the call it happened in. */

@@ -25,7 +25,15 @@ function shown(path: string, cwd: string): string {
   return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
 }
 
-export function bannerLines(rows: readonly BannerRow[], certs: string, cwd: string, startupMs: number): string[] {
+export interface BannerExtras {
+  /** The mesh's data directory and port offset, for the demo commands. */
+  readonly data?: string;
+  readonly offset?: number;
+  /** The first row's ops HTTP port. */
+  readonly opsPort?: number | undefined;
+}
+
+export function bannerLines(rows: readonly BannerRow[], certs: string, cwd: string, startupMs: number, extras: BannerExtras = {}): string[] {
   const head = ["service", "gRPC", "Connect", "identity", "pid"];
   const cells = rows.map((r) => [r.service, r.grpc, r.connect ?? "-", r.spiffeId, String(r.pid)]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
@@ -67,6 +75,15 @@ export function bannerLines(rows: readonly BannerRow[], certs: string, cwd: stri
     `  npx buf curl ${bufTls} https://${addr}/grpc.health.v1.Health/Check`,
     `  npx buf curl ${bufTls} -H "authorization: Bearer ${token}"${call.context ? ' -H "tt-context: $CTX"' : ""} -d '${call.body}' https://${addr}/${call.method}`,
     `Each call token is single-use and must be used within 15 s: paste each command as it is. More in README.md, "Debugging with grpcurl".`,
+  );
+  const d = extras.data === undefined ? "" : shown(extras.data, cwd);
+  const demoFlags = `${certsFlag}${d === "" || d === ".tt-rpc/data" ? "" : ` --data ${d}`}${extras.offset ? ` --port-offset ${extras.offset}` : ""}`;
+  lines.push(
+    "",
+    "Run a flow (services calling services; one line per hop, read back from the logs):",
+    `  ${tt} demo purchase${demoFlags}      # also: refund, scan, event-create, cross-tenant`,
+    `  (stop venue-service, e.g. kill its pid, then: ${tt} demo event-create --repeat 6${demoFlags}: stale venue, breaker opens)`,
+    ...(extras.opsPort ? [`Metrics and probes: curl http://127.0.0.1:${extras.opsPort}/metrics  (/healthz, /readyz; each service's ops port is its gRPC port + 2000)`] : []),
   );
   return lines;
 }
