@@ -15,7 +15,7 @@ import type { Logger } from "../../src/observability/logger.ts";
 import { idempotencyKeyOf, tenantOf } from "../shared/context.ts";
 import { notFound } from "../shared/errors.ts";
 import { validate, type Validator } from "../shared/validate.ts";
-import { ticketMetadata, type Minter } from "./minter.ts";
+import { isTransient, ticketMetadata, type Minter } from "./minter.ts";
 import type { SolanaAdapter } from "./solana.ts";
 import type { MintRow, MintState, MintStore } from "./store.ts";
 
@@ -91,8 +91,12 @@ export function mintingService(deps: MintingServiceDeps): ServiceRegistration {
       validateTicket(v, "ticket", req.ticket);
       v.done();
       const row = await minter.mint(nftAsk(tenantOf(ctx), req.ticket!, idempotencyKeyOf(ctx)));
-      // A retry of MintTicket re-sends an update that failed before.
-      await minter.updateTicket(row);
+      // A retry of MintTicket re-sends an update that failed before. If ticket-service is unreachable just now,
+      // the mint still happened: answer it (the caller, ticket-service itself, records the address from this
+      // answer) and keep the update pending for the next MintTicket or GetMintStatus reader.
+      await minter.updateTicket(row).catch((err: unknown) => {
+        if (!isTransient(err)) throw err;
+      });
       return { result: toResult(row), estimatedConfirmationSeconds: row.status === "pending" ? 30 : 0 };
     },
 

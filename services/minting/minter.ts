@@ -28,6 +28,11 @@ export type MintAsk = Omit<NewMint, "createdAt" | "ticketUpdate"> & { readonly m
 /** Codes after which the same UpdateNft may succeed later: the caller should retry. */
 const TRANSIENT = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.ResourceExhausted, Code.Aborted, Code.Canceled]);
 
+/** A failure that may pass on its own (the other side unreachable or busy), as opposed to a refusal. */
+export function isTransient(err: unknown): boolean {
+  return TRANSIENT.has(ConnectError.from(err).code);
+}
+
 export function keyReused(): ConnectError {
   // As the framework's dedupe step answers it while the first response is still in memory (src/server/dedupe.ts).
   return failedPrecondition("idempotency key was used with a different request");
