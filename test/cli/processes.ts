@@ -144,7 +144,8 @@ function portFree(port: number): Promise<boolean> {
  */
 export async function freePortOffset(defaultPorts: readonly number[]): Promise<number> {
   for (let i = 0; i < 50; i++) {
-    const offset = 11_000 + Math.floor(Math.random() * 3_400);
+    // The highest port a mesh opens is minting-service's ops port, 50018 + 2000 + offset: stay under 65535.
+    const offset = 11_000 + Math.floor(Math.random() * 2_400);
     const ok = await Promise.all(defaultPorts.map((p) => portFree(p + offset)));
     if (ok.every(Boolean)) return offset;
   }

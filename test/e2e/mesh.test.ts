@@ -24,7 +24,8 @@ import { alive, descendants, freePortOffset, killStarted, spawnCli, spawnProc, t
 
 const CONNECT = 1000;
 const portOf = (s: ServiceName) => serviceContracts.find((c) => c.name === s)!.defaultPort;
-const allPorts = (services: readonly ServiceName[]) => services.flatMap((s) => [portOf(s), portOf(s) + CONNECT]);
+const OPS = 2000;
+const allPorts = (services: readonly ServiceName[]) => services.flatMap((s) => [portOf(s), portOf(s) + CONNECT, portOf(s) + OPS]);
 
 const dirs: string[] = [];
 function tempDir(): string {
