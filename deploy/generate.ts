@@ -140,9 +140,13 @@ function objectsFor(c: Contract): object[] {
       kind: "Deployment",
       metadata,
       spec: {
-        replicas: 2,
+        // One replica while the store is the embedded SQLite: one writer, one file on a persistent volume.
+        // Replicas need the store behind a shared database (PostgreSQL behind the store interface); the
+        // framework side (dns:/// + round_robin, Redis for dedupe and replay) already runs N (README "Kubernetes").
+        replicas: 1,
         selector: { matchLabels: selector },
-        strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+        // The volume is ReadWriteOnce and SQLite has one writer: the old pod goes before the new one starts.
+        strategy: { type: "Recreate" },
         template: {
           metadata: {
             labels: labels(name),
@@ -212,13 +216,19 @@ function objectsFor(c: Contract): object[] {
               // 0440 (288): readable by the fsGroup, i.e. the service, only.
               { name: "jwt-signing", secret: { secretName: `${name}-jwt-signing`, defaultMode: 0o440 } },
               { name: "trust-bundle", configMap: { name: "tt-rpc-trust-bundle" } },
-              // Per pod: the embedded SQLite store is one replica's own (README "Kubernetes").
-              { name: "data", emptyDir: { sizeLimit: "1Gi" } },
+              // The service's SQLite database: acknowledged writes survive pod restarts and rescheduling.
+              { name: "data", persistentVolumeClaim: { claimName: `${name}-data` } },
               { name: "tmp", emptyDir: { sizeLimit: "64Mi" } },
             ],
           },
         },
       },
+    },
+    {
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: `${name}-data`, labels: labels(name) },
+      spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
     },
     {
       apiVersion: "policy/v1",

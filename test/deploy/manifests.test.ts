@@ -20,6 +20,7 @@ import { Namespace } from "kubernetes-models/v1/Namespace";
 import { Service } from "kubernetes-models/v1/Service";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { PersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
 import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import type { IContainer } from "kubernetes-models/v1/Container";
@@ -62,6 +63,7 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   "v1/ServiceAccount": ServiceAccount,
   "v1/Namespace": Namespace,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
+  "v1/PersistentVolumeClaim": PersistentVolumeClaim,
   "rbac.authorization.k8s.io/v1/Role": Role,
   "rbac.authorization.k8s.io/v1/RoleBinding": RoleBinding,
 };
@@ -228,6 +230,11 @@ describe("deploy/ manifests", () => {
       const mounts = container().volumeMounts ?? [];
       const mounted = (path: string) => mounts.some((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`));
       expect(mounted(env("TT_RPC_DATA_DIR")!.value!)).toBe(true);
+      // The SQLite store survives rescheduling: a claim of its own, one replica (one writer), Recreate.
+      const data = pod.volumes?.find((v) => v.name === "data");
+      expect(data?.persistentVolumeClaim?.claimName).toBe(`${deployment!.metadata!.name}-data`);
+      expect(inBase("PersistentVolumeClaim", `${deployment!.metadata!.name}-data`)?.spec.accessModes).toEqual(["ReadWriteOnce"]);
+      expect([deployment!.spec!.replicas, deployment!.spec!.strategy?.type]).toEqual([1, "Recreate"]);
       expect(mounted(env("TT_RPC_CERTS_DIR")!.value!)).toBe(true);
       expect(env("TT_RPC_REDIS_URL")?.valueFrom?.secretKeyRef).toEqual({ name: "tt-rpc-redis", key: "url" });
       const preStop = container().lifecycle?.preStop?.sleep?.seconds ?? 0;
