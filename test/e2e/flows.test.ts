@@ -42,7 +42,9 @@ beforeAll(async () => {
   pki = await createTestPki();
   dataDir = mkdtempSync(join(tmpdir(), "tt-flows-"));
   mesh = await serviceProcesses({ certs: pki.dir, dataDir, services: SERVICES, env: QUICK_BREAKERS });
-  await Promise.all(SERVICES.map((s) => mesh.start(s)));
+  // The fake chain takes 0.8 s to confirm a mint (an order's mints run in parallel, within the 2 s attempt timeout):
+  // it keeps a purchase in flight long enough for the kill test to interrupt it.
+  await Promise.all(SERVICES.map((s) => mesh.start(s, s === "minting-service" ? { MINTING_FAKE_CONFIRMATION_MS: "800" } : {})));
 }, 120_000);
 
 afterAll(async () => {
@@ -192,9 +194,7 @@ describe("flows over the running services", () => {
 
 describe("ticket-service SIGKILLed in the middle of a purchase, then restarted", () => {
   it("keeps every acknowledged write, and the retried purchase applies once", async () => {
-    // Minting takes 1.5 s to confirm (within the 2 s attempt timeout), so the purchase is in flight inside ticket-service when it dies.
-    await mesh.stop("minting-service");
-    await mesh.start("minting-service", { MINTING_FAKE_CONFIRMATION_MS: "1500" });
+    // Minting takes 0.8 s to confirm, so the purchase is in flight inside ticket-service when it dies.
     const ctx = { headers: { "tt-context": await pki.contextToken({ tenantId: ACME, userId: "u-1" }) }, timeoutMs: 30_000 };
     const clientEnv = { ...mesh.env, ...QUICK_BREAKERS };
     const registry = new ResilienceRegistry();
@@ -259,8 +259,6 @@ describe("ticket-service SIGKILLed in the middle of a purchase, then restarted",
     } finally {
       closeClient(scanner);
       closeClient(saga);
-      await mesh.stop("minting-service");
-      await mesh.start("minting-service");
     }
   }, 120_000);
 });

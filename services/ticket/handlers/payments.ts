@@ -23,6 +23,9 @@ import type { PaymentOutcomeRow, TicketRow } from "../store.ts";
 import { applyNftUpdate, requireKey } from "./changes.ts";
 import type { TicketDeps, TicketHandlers } from "./deps.ts";
 import { ts } from "./mapping.ts";
+
+/** Mints in flight at once for one order (each is independent; minting-service dedupes per ticket). */
+const MINT_CONCURRENCY = 4;
 import { MAX_BATCH } from "./reads.ts";
 
 const ORDER_REFUSAL: Partial<Record<OrderStatus, string>> = {
@@ -102,10 +105,15 @@ export function paymentHandlers(deps: TicketDeps): TicketHandlers {
     }
   }
 
+  /** Mints an order's tickets a few at a time: each mint waits on the chain, and the caller's deadline is shared. */
   async function mintAll(tenantId: string, ticketIds: readonly string[], signal: AbortSignal): Promise<void> {
-    for (const id of ticketIds) {
-      const t = store.getTicket(tenantId, id);
-      if (t && t.status !== "cancelled") await mint(t, signal);
+    for (let i = 0; i < ticketIds.length; i += MINT_CONCURRENCY) {
+      await Promise.all(
+        ticketIds.slice(i, i + MINT_CONCURRENCY).map(async (id) => {
+          const t = store.getTicket(tenantId, id);
+          if (t && t.status !== "cancelled") await mint(t, signal);
+        }),
+      );
     }
   }
 
