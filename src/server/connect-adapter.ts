@@ -40,11 +40,13 @@ import type { Route } from "./routes.ts";
 import { toConnectError, type ErrorReporter } from "./errors.ts";
 import { authenticatedKey, type CallAuthenticator } from "./security-interceptor.ts";
 import type { RejectedCallLogger } from "./logging-interceptor.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "../config/message-size.ts";
 
 export interface ConnectAdapterOptions {
   /** Serve the gRPC protocol too (off by default: grpc-js serves gRPC). */
   readonly grpc?: boolean;
-  readonly readMaxBytes?: number;
+  /** Largest message read or written (readMaxBytes and writeMaxBytes); default 4 MiB. */
+  readonly maxMessageBytes?: number;
   readonly shutdownSignal?: AbortSignal;
   /**
    * Authenticates every call before its body is read. Without it, the
@@ -277,8 +279,9 @@ export function createConnectHandler(routes: readonly Route[], report: ErrorRepo
     grpc: options.grpc ?? false,
     grpcWeb: false,
     acceptCompression: [compressionGzip, compressionBrotli],
-    // connect-node's default limit is ~4 GiB; keep the gRPC default of 4 MiB.
-    readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
+    // connect-node's default limits are ~4 GiB; the same limit as the gRPC port, both ways.
+    readMaxBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    writeMaxBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     ...(options.shutdownSignal ? { shutdownSignal: options.shutdownSignal } : {}),
     ...(options.authenticator ? { requestGate: requestGate(routes, options.authenticator, options.onRejected) } : {}),
   });

@@ -117,7 +117,7 @@ function genericStatus(status: OutgoingStatus): OutgoingStatus {
   }
   const details =
     code === grpc.status.UNIMPLEMENTED ? "method not implemented"
-    : code === grpc.status.RESOURCE_EXHAUSTED ? "request too large"
+    : code === grpc.status.RESOURCE_EXHAUSTED ? (status.details?.startsWith("Sent message larger") ? "response too large" : "request too large")
     : code === grpc.status.DEADLINE_EXCEEDED ? "deadline exceeded"
     : code === grpc.status.CANCELLED ? "call cancelled"
     : code === grpc.status.UNKNOWN || code === grpc.status.INTERNAL ? "internal error"
