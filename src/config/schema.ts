@@ -191,7 +191,7 @@ export const TARGET_SETTINGS: readonly TargetSetting[] = [
       default: undefined,
       defaultText: String(DEFAULT_LIMITS[key]),
       form: limitForm(spec),
-      doc: `resilience: ${spec.doc} (see [Resilience](#resilience))`,
+      doc: `resilience: ${spec.doc}`,
       variable: (target) => envPrefix(target) + spec.env,
       parse: (raw, variable) => {
         const v = raw.trim();
