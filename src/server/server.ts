@@ -138,7 +138,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
         "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
         interceptors: [grpcStatusGuard],
       });
-      registerGrpcRoutes(grpcServer, routes, shutdown.signal, report);
+      registerGrpcRoutes(grpcServer, routes, shutdown.signal, report, maxMessageBytes);
       const methods = new Set(routes.map((r) => r.contract.path));
       listeners.push(
         await listenGrpc({ grpcServer, material, host: bind, port: options.port, logger, methods, maxMessageBytes, limits }),
