@@ -62,6 +62,7 @@ function handler() {
   return implement(VenueServiceContract, {
     getVenue: (req) => {
       handled++;
+      if (req.venueId === "quota") throw new ConnectError("venue quota used up", Code.ResourceExhausted);
       const reply = Number(req.venueId.split(":")[1]);
       const build = (pad: string) => create(GetVenueResponseSchema, { venue: { id: "v-1", tenantId: req.tenantId, name: pad } });
       return reply > 0 ? exactly(GetVenueResponseSchema, reply, build) : build("ok");
@@ -193,10 +194,16 @@ describe("Connect port: the same limit both ways", () => {
   it("request: at the limit answered, one byte more RESOURCE_EXHAUSTED; response: at the limit answered, one byte more RESOURCE_EXHAUSTED", async () => {
     expect((await connectCall(request({ bytes: SMALL }))).status).toBe(200);
     const before = handled;
-    expect((await connectCall(request({ bytes: SMALL + 1 }))).code).toBe(Code.ResourceExhausted);
+    const refused = await connectCall(request({ bytes: SMALL + 1 }));
+    expect({ code: refused.code, message: refused.message }).toEqual({ code: Code.ResourceExhausted, message: "request too large" });
     expect(handled).toBe(before);
     const ok = await connectCall(request({ reply: SMALL }));
     expect({ status: ok.status, bytes: ok.body.length }).toEqual({ status: 200, bytes: SMALL });
-    expect((await connectCall(request({ reply: SMALL + 1 }))).code).toBe(Code.ResourceExhausted);
+    // Generic words, as on the gRPC port: never connect-node's own message or the sizes.
+    const tooLarge = await connectCall(request({ reply: SMALL + 1 }));
+    expect({ code: tooLarge.code, message: tooLarge.message }).toEqual({ code: Code.ResourceExhausted, message: "response too large" });
+    // The handler's own RESOURCE_EXHAUSTED is its answer, passed on unchanged.
+    const own = await connectCall(create(GetVenueRequestSchema, { tenantId: TENANT, venueId: "quota" }));
+    expect({ code: own.code, message: own.message }).toEqual({ code: Code.ResourceExhausted, message: "venue quota used up" });
   });
 });
