@@ -123,6 +123,7 @@ export function envNames(target: string): string[] {
 export function resolveLimits(target: string, options: ResilienceOptions = {}, env: NodeJS.ProcessEnv = process.env): ResilienceLimits {
   const prefix = envPrefix(target);
   const out: Record<string, number> = {};
+  const sources: Record<string, string> = {};
   for (const [name, spec] of Object.entries(SETTINGS) as [keyof ResilienceLimits, LimitSetting][]) {
     const raw = env[prefix + spec.env];
     let value: number = options[name] ?? DEFAULT_LIMITS[name];
@@ -135,10 +136,13 @@ export function resolveLimits(target: string, options: ResilienceOptions = {}, e
       throw new Error(`${target} resilience: ${source} must be ${limitForm(spec)}, got ${raw ?? value}`);
     }
     out[name] = value;
+    sources[name] = source === "default" ? `the default ${name}` : source;
   }
   const limits = out as unknown as ResilienceLimits;
   if (limits.retryMaxBackoffMs < limits.retryInitialBackoffMs) {
-    throw new Error(`${target} resilience: retryMaxBackoffMs (${limits.retryMaxBackoffMs}) is below retryInitialBackoffMs (${limits.retryInitialBackoffMs})`);
+    throw new Error(
+      `${target} resilience: ${sources.retryMaxBackoffMs} (${limits.retryMaxBackoffMs}) must not be below ${sources.retryInitialBackoffMs} (${limits.retryInitialBackoffMs})`,
+    );
   }
   return limits;
 }

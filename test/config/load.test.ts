@@ -87,7 +87,7 @@ describe("loadConfig", () => {
 
   it("a value valid alone but inconsistent with another names both (backoff cap below the initial backoff)", () => {
     const problems = problemsOf({ TT_RPC_ORDER_SERVICE_RETRY_INITIAL_BACKOFF_MS: "500", TT_RPC_ORDER_SERVICE_RETRY_MAX_BACKOFF_MS: "100" });
-    expect(problems).toEqual([expect.stringMatching(/order-service resilience: retryMaxBackoffMs \(100\) is below retryInitialBackoffMs \(500\)/)]);
+    expect(problems).toEqual([expect.stringMatching(/^order-service resilience: TT_RPC_ORDER_SERVICE_RETRY_MAX_BACKOFF_MS \(100\) must not be below TT_RPC_ORDER_SERVICE_RETRY_INITIAL_BACKOFF_MS \(500\)$/)]);
   });
 
   it("reports every problem at once, in one error whose message lists each", () => {
