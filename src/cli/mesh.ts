@@ -18,6 +18,7 @@ import type { ServiceName } from "../identity/workloads.ts";
 import { DEFAULT_CERTS_DIR } from "./certs.ts";
 import { CONNECT_PORT_OFFSET, DEFAULT_DATA_DIR, OPS_PORT_OFFSET } from "./host.ts";
 import { stdio, usageError, type CliIo } from "./io.ts";
+import { ConfigError, loadConfig } from "../config/load.ts";
 import { bannerLines, type BannerRow } from "./mesh/banner.ts";
 import { waitServing } from "./mesh/health.ts";
 import { createSupervisor, type ChildSpec, type Started } from "./mesh/supervisor.ts";
@@ -73,15 +74,23 @@ export async function runMesh(args: string[], io: CliIo = stdio): Promise<number
   // Where the mesh (and the printed commands) reach a child bound to every interface.
   const dialHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
   const connect = !values["no-connect"];
+  // Every service finds every other on the mesh's ports, whether or not it runs here.
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const c of serviceContracts) env[`${addressEnvKey(c.name)}_RPC_ADDRESS`] = `${dialHost}:${c.defaultPort + offset}`;
+  // Every child would refuse a bad setting (and be restarted to refuse again): refuse once, before starting any.
+  try {
+    for (const warning of loadConfig(env).warnings) io.err(`warning: ${warning}`);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    io.err(`mesh: refusing to start: ${err.message}`);
+    return 2;
+  }
   const t0 = performance.now();
 
   const { written } = await initPki({ dir: certs });
   if (written.length > 0) io.out(`dev PKI: wrote ${written.length} file(s) in ${certs}`);
   const ops = await createMaterialSource({ dir: certs, workload: "ops", pollMs: 0 });
 
-  // Every service finds every other on the mesh's ports, whether or not it runs here.
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const c of serviceContracts) env[`${addressEnvKey(c.name)}_RPC_ADDRESS`] = `${dialHost}:${c.defaultPort + offset}`;
   const contracts = serviceContracts.filter((c) => !only || only.includes(c.name));
   const specs: ChildSpec[] = contracts.map((c) => ({
     service: c.name,

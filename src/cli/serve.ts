@@ -5,7 +5,8 @@
  * non-zero naming the missing piece. Logs are pino JSON lines on stdout.
  *
  * Exit codes: 0 after a drain on SIGTERM/SIGINT (or when the mesh that
- * started it goes away), 1 missing or inconsistent PKI material, 2 bad usage,
+ * started it goes away), 1 missing or inconsistent PKI material, 2 bad usage
+ * or a bad setting in the environment (checked first, every problem listed),
  * 3 port already in use.
  */
 import { parseArgs } from "node:util";
@@ -17,6 +18,7 @@ import { createLogger } from "../observability/logger.ts";
 import { DEFAULT_CERTS_DIR } from "./certs.ts";
 import { DEFAULT_DATA_DIR, hostService, portInUse, type HostedService } from "./host.ts";
 import { stdio, usageError, type CliIo } from "./io.ts";
+import { ConfigError, loadConfig, type LoadedConfig } from "../config/load.ts";
 
 const USAGE = `usage: tt-rpc serve <service> [--certs <dir>] [--data <dir>] [--host <ip>] [--port <n>] [--connect-port <n>] [--ops-port <n>] [--ops-host <ip>]
   --certs         PKI directory (env TT_RPC_CERTS_DIR; default ${DEFAULT_CERTS_DIR}); never created by serve
@@ -26,7 +28,8 @@ const USAGE = `usage: tt-rpc serve <service> [--certs <dir>] [--data <dir>] [--h
   --connect-port  also serve the Connect protocol (JSON over HTTP) on this port
   --ops-port      plain-HTTP /metrics, /healthz, /readyz on this port (env TT_RPC_OPS_PORT; default: none)
   --ops-host      its bind address (env TT_RPC_OPS_HOST; default 127.0.0.1; 0.0.0.0 in a pod for kubelet)
-Downstream services are found through <NAME>_RPC_ADDRESS / <NAME>_SERVICE_URL (default: the mesh ports).`;
+Downstream services are found through <NAME>_RPC_ADDRESS / <NAME>_SERVICE_URL (default: the mesh ports).
+Every setting of the environment is checked first (README "Configuration"); a bad one: exit 2, naming it.`;
 
 /** Exit code for a port already in use: the mesh tells it apart from a crash (no restart). */
 export const EXIT_PORT_IN_USE = 3;
@@ -39,7 +42,7 @@ function port(value: string | undefined, name: string): number | undefined | Err
   return Number.isInteger(n) && n >= 0 && n <= 65535 ? n : new Error(`${name} must be a port number (0-65535), got ${JSON.stringify(value)}`);
 }
 
-export async function runServe(args: string[], io: CliIo = stdio): Promise<number> {
+export async function runServe(args: string[], io: CliIo = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -69,16 +72,26 @@ export async function runServe(args: string[], io: CliIo = stdio): Promise<numbe
   if (positionals.length !== 1) return usageError(io, "name exactly one service", USAGE);
   const service = positionals[0]!;
   if (!isServiceName(service) || !known.includes(service)) return usageError(io, `no contract for "${service}" (known: ${known.join(", ")})`, USAGE);
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    io.err(`${service}: refusing to start: ${err.message}`);
+    return 2;
+  }
+  for (const warning of loaded.warnings) io.err(`${service}: warning: ${warning}`);
+  const settings = loaded.config.values;
   const grpcPort = port(values.port, "--port");
   const connectPort = port(values["connect-port"], "--connect-port");
   if (grpcPort instanceof Error) return usageError(io, grpcPort.message, USAGE);
   if (connectPort instanceof Error) return usageError(io, connectPort.message, USAGE);
-  const opsPort = port(values["ops-port"] ?? process.env.TT_RPC_OPS_PORT, values["ops-port"] !== undefined ? "--ops-port" : "TT_RPC_OPS_PORT");
+  const opsPort = values["ops-port"] !== undefined ? port(values["ops-port"], "--ops-port") : settings.TT_RPC_OPS_PORT;
   if (opsPort instanceof Error) return usageError(io, opsPort.message, USAGE);
-  const opsHost = values["ops-host"] ?? process.env.TT_RPC_OPS_HOST ?? "127.0.0.1";
+  const opsHost = values["ops-host"] ?? settings.TT_RPC_OPS_HOST;
   const contract = serviceContracts.find((c) => c.name === service)!;
-  const certs = resolve(values.certs ?? process.env.TT_RPC_CERTS_DIR ?? DEFAULT_CERTS_DIR);
-  const data = resolve(values.data ?? process.env.TT_RPC_DATA_DIR ?? DEFAULT_DATA_DIR);
+  const certs = resolve(values.certs ?? settings.TT_RPC_CERTS_DIR);
+  const data = resolve(values.data ?? settings.TT_RPC_DATA_DIR);
   const host = values.host ?? "127.0.0.1";
   let hosted: HostedService;
   try {
@@ -90,7 +103,8 @@ export async function runServe(args: string[], io: CliIo = stdio): Promise<numbe
       port: grpcPort ?? contract.defaultPort,
       ...(connectPort !== undefined ? { connectPort } : {}),
       ...(opsPort !== undefined ? { ops: { port: opsPort, host: opsHost } } : {}),
-      logger: createLogger({ level: process.env.TT_RPC_LOG_LEVEL ?? "info" }),
+      logger: createLogger({ level: settings.TT_RPC_LOG_LEVEL }),
+      env,
     });
   } catch (err) {
     if (err instanceof PkiError) {

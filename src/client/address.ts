@@ -28,16 +28,25 @@ export function resolveAddress(service: string, defaultPort: number, env: NodeJS
   const explicit = env[`${key}_RPC_ADDRESS`];
   if (explicit) return parseRpcAddress(explicit, `${key}_RPC_ADDRESS`);
   const legacy = env[`${key}_SERVICE_URL`];
-  if (legacy) {
-    let url: URL;
-    try {
-      url = new URL(legacy);
-    } catch {
-      throw new Error(`${key}_SERVICE_URL is not a URL: ${JSON.stringify(legacy)}`);
-    }
-    return `${url.hostname}:${defaultPort}`;
-  }
+  if (legacy) return `${parseServiceUrl(legacy, `${key}_SERVICE_URL`)}:${defaultPort}`;
   return `localhost:${defaultPort}`;
+}
+
+/** The host of a legacy `<NAME>_SERVICE_URL`; the error names `variable`, never the value (a URL may carry credentials). */
+export function parseServiceUrl(value: string, variable: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(`${variable} must be a URL such as http://ticket-service:3004 (its host is used with the RPC port)`);
+  }
+  if (url.hostname === "") throw new Error(`${variable} must be a URL with a host, such as http://ticket-service:3004`);
+  return url.hostname;
+}
+
+/** An RFC 1123 host name (not an IP literal). */
+export function isHostName(value: string): boolean {
+  return HOST_NAME.test(value);
 }
 
 /**

@@ -23,6 +23,7 @@ import { methodCodec } from "../wire/codec.ts";
 import { headersToMetadata, metadataToHeaders } from "../wire/metadata.ts";
 import { connectErrorFromGrpc, isServiceError } from "../wire/status.ts";
 import { downstreamInfo, markDownstream, markServerAnswer } from "../wire/downstream.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "../config/message-size.ts";
 
 /**
  * Per-attempt deadline (epoch ms) set by interceptors. connect-es fixes the
@@ -39,14 +40,14 @@ export interface GrpcJsTransportOptions {
   readonly credentials: grpc.ChannelCredentials;
   readonly interceptors?: readonly Interceptor[];
   readonly channelOptions?: grpc.ChannelOptions;
+  /** Largest message sent or received (default 4 MiB); over it the call fails RESOURCE_EXHAUSTED. */
+  readonly maxMessageBytes?: number;
 }
 
 export interface GrpcJsTransport extends Transport {
   /** Closes the channel; calls in flight fail with CANCELED/UNAVAILABLE. */
   close(): void;
 }
-
-const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /**
  * One target, many replicas (README "Running N replicas"): grpc-js resolves
@@ -93,8 +94,8 @@ export function answeredByServer(e: grpc.ServiceError): boolean {
 
 export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTransport {
   const client = new grpc.Client(options.address, options.credentials, {
-    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
-    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_receive_message_length": options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     // Retries are the framework's job (policy-aware, budgeted); grpc-js' own would double them.
     "grpc.enable_retries": 0,
     ...REPLICA_BALANCING,

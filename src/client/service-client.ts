@@ -24,6 +24,7 @@ import { callDeadlineKey, resilienceInterceptor } from "../resilience/policy-sta
 import { planCall } from "../resilience/deadline.ts";
 import { defaultMetrics, type Metrics } from "../observability/metrics.ts";
 import { activeTracer, clientTracingInterceptor } from "../observability/tracing.ts";
+import { resolveMaxMessageBytes } from "../config/message-size.ts";
 
 export interface ServiceClientOptions {
   /** Our own identity material: certificate, key, JWT signing key, trust bundle. */
@@ -41,6 +42,8 @@ export interface ServiceClientOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Where client call and resilience metrics go (default: this process's). */
   readonly metrics?: Metrics;
+  /** Largest message sent or received (default TT_RPC_MAX_MESSAGE_BYTES, else 4 MiB); over it: RESOURCE_EXHAUSTED. */
+  readonly maxMessageBytes?: number;
 }
 
 export function createServiceClient<S extends DescService>(contract: ServiceContract<S>, options: ServiceClientOptions): Client<S> {
@@ -74,6 +77,7 @@ export function createServiceTransport(contract: ServiceContract, options: Servi
     credentials: tls.credentials,
     // SNI names the service (an IP is not a valid server name); identity is checked by SPIFFE ID anyway.
     channelOptions: { "grpc.ssl_target_name_override": contract.name },
+    maxMessageBytes: resolveMaxMessageBytes(options.maxMessageBytes, env),
     interceptors: [
       metrics.clientInterceptor,
       ...(tracer ? [clientTracingInterceptor(tracer)] : []),

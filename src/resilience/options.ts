@@ -70,24 +70,44 @@ export interface ResilienceOptions extends Partial<ResilienceLimits> {
   readonly fallback?: Readonly<Record<string, FallbackOptions>>;
 }
 
-// Setting name -> env suffix, and the range each value must be in.
-const SETTINGS: { [K in keyof ResilienceLimits]: { env: string; min: number; max: number; integer: boolean } } = {
-  timeoutMs: { env: "TIMEOUT_MS", min: 1, max: 3_600_000, integer: true },
-  attemptTimeoutMs: { env: "ATTEMPT_TIMEOUT_MS", min: 1, max: 3_600_000, integer: true },
-  servedCallMarginMs: { env: "SERVED_CALL_MARGIN_MS", min: 0, max: 10_000, integer: true },
-  minAttemptMs: { env: "MIN_ATTEMPT_MS", min: 0, max: 10_000, integer: true },
-  retryMaxAttempts: { env: "RETRY_MAX_ATTEMPTS", min: 1, max: 10, integer: true },
-  retryInitialBackoffMs: { env: "RETRY_INITIAL_BACKOFF_MS", min: 1, max: 60_000, integer: true },
-  retryMaxBackoffMs: { env: "RETRY_MAX_BACKOFF_MS", min: 1, max: 300_000, integer: true },
-  retryBudgetRatio: { env: "RETRY_BUDGET_RATIO", min: 0, max: 1, integer: false },
-  retryBudgetMinRetries: { env: "RETRY_BUDGET_MIN_RETRIES", min: 0, max: 100_000, integer: true },
-  retryBudgetWindowMs: { env: "RETRY_BUDGET_WINDOW_MS", min: 100, max: 3_600_000, integer: true },
-  breakerFailureRatio: { env: "BREAKER_FAILURE_RATIO", min: 0, max: 1, integer: false },
-  breakerMinCalls: { env: "BREAKER_MIN_CALLS", min: 1, max: 1_000_000_000, integer: true },
-  breakerWindowMs: { env: "BREAKER_WINDOW_MS", min: 100, max: 3_600_000, integer: true },
-  breakerHalfOpenAfterMs: { env: "BREAKER_HALF_OPEN_AFTER_MS", min: 1, max: 3_600_000, integer: true },
-  bulkheadLimit: { env: "BULKHEAD_LIMIT", min: 1, max: 100_000, integer: true },
+/** One resilience limit as an environment variable (`TT_RPC_<TARGET>_<env>`): its range and what it does. */
+export interface LimitSetting {
+  readonly env: string;
+  readonly min: number;
+  readonly max: number;
+  readonly integer: boolean;
+  readonly doc: string;
+}
+
+// Setting name -> env suffix, range and doc; src/config/schema.ts lists these per target.
+export const LIMIT_SETTINGS: { readonly [K in keyof ResilienceLimits]: LimitSetting } = {
+  timeoutMs: { env: "TIMEOUT_MS", min: 1, max: 3_600_000, integer: true, doc: "deadline of a call when neither caller nor contract sets one (ms)" },
+  attemptTimeoutMs: { env: "ATTEMPT_TIMEOUT_MS", min: 1, max: 3_600_000, integer: true, doc: "longest single attempt (ms)" },
+  servedCallMarginMs: { env: "SERVED_CALL_MARGIN_MS", min: 0, max: 10_000, integer: true, doc: "taken off a served call's remaining time for its outgoing calls (ms)" },
+  minAttemptMs: { env: "MIN_ATTEMPT_MS", min: 0, max: 10_000, integer: true, doc: "no attempt starts with less than this left (ms)" },
+  retryMaxAttempts: { env: "RETRY_MAX_ATTEMPTS", min: 1, max: 10, integer: true, doc: "attempts in all, the first included" },
+  retryInitialBackoffMs: { env: "RETRY_INITIAL_BACKOFF_MS", min: 1, max: 60_000, integer: true, doc: "first retry backoff (ms, jittered, doubling)" },
+  retryMaxBackoffMs: { env: "RETRY_MAX_BACKOFF_MS", min: 1, max: 300_000, integer: true, doc: "backoff cap (ms; not below the initial backoff)" },
+  retryBudgetRatio: { env: "RETRY_BUDGET_RATIO", min: 0, max: 1, integer: false, doc: "retries allowed per call over the budget window" },
+  retryBudgetMinRetries: { env: "RETRY_BUDGET_MIN_RETRIES", min: 0, max: 100_000, integer: true, doc: "retries always allowed per budget window" },
+  retryBudgetWindowMs: { env: "RETRY_BUDGET_WINDOW_MS", min: 100, max: 3_600_000, integer: true, doc: "retry budget window (ms)" },
+  breakerFailureRatio: { env: "BREAKER_FAILURE_RATIO", min: 0, max: 1, integer: false, doc: "the breaker opens above this share of failed calls" },
+  breakerMinCalls: { env: "BREAKER_MIN_CALLS", min: 1, max: 1_000_000_000, integer: true, doc: "calls in the window before the breaker may open" },
+  breakerWindowMs: { env: "BREAKER_WINDOW_MS", min: 100, max: 3_600_000, integer: true, doc: "breaker counting window (ms)" },
+  breakerHalfOpenAfterMs: { env: "BREAKER_HALF_OPEN_AFTER_MS", min: 1, max: 3_600_000, integer: true, doc: "open breaker lets one probe through after this (ms)" },
+  bulkheadLimit: { env: "BULKHEAD_LIMIT", min: 1, max: 100_000, integer: true, doc: "calls in flight to the target at once (no queue)" },
 };
+const SETTINGS = LIMIT_SETTINGS;
+
+/** The expected form of a limit, for error messages. */
+export function limitForm(spec: LimitSetting): string {
+  return `${spec.integer ? "an integer" : "a number"} from ${spec.min} to ${spec.max}`;
+}
+
+/** Whether `value` is in the limit's range. */
+export function limitInRange(spec: LimitSetting, value: number): boolean {
+  return Number.isFinite(value) && value >= spec.min && value <= spec.max && (!spec.integer || Number.isInteger(value));
+}
 
 /** "venue-service" -> "TT_RPC_VENUE_SERVICE_" */
 export function envPrefix(target: string): string {
@@ -103,7 +123,8 @@ export function envNames(target: string): string[] {
 export function resolveLimits(target: string, options: ResilienceOptions = {}, env: NodeJS.ProcessEnv = process.env): ResilienceLimits {
   const prefix = envPrefix(target);
   const out: Record<string, number> = {};
-  for (const [name, spec] of Object.entries(SETTINGS) as [keyof ResilienceLimits, (typeof SETTINGS)[keyof ResilienceLimits]][]) {
+  const sources: Record<string, string> = {};
+  for (const [name, spec] of Object.entries(SETTINGS) as [keyof ResilienceLimits, LimitSetting][]) {
     const raw = env[prefix + spec.env];
     let value: number = options[name] ?? DEFAULT_LIMITS[name];
     let source = options[name] === undefined ? "default" : `resilience.${name}`;
@@ -111,16 +132,17 @@ export function resolveLimits(target: string, options: ResilienceOptions = {}, e
       value = Number(raw.trim());
       source = prefix + spec.env;
     }
-    if (!Number.isFinite(value) || value < spec.min || value > spec.max || (spec.integer && !Number.isInteger(value))) {
-      throw new Error(
-        `${target} resilience: ${source} must be ${spec.integer ? "an integer" : "a number"} from ${spec.min} to ${spec.max}, got ${raw ?? value}`,
-      );
+    if (!limitInRange(spec, value)) {
+      throw new Error(`${target} resilience: ${source} must be ${limitForm(spec)}, got ${raw ?? value}`);
     }
     out[name] = value;
+    sources[name] = source === "default" ? `the default ${name}` : source;
   }
   const limits = out as unknown as ResilienceLimits;
   if (limits.retryMaxBackoffMs < limits.retryInitialBackoffMs) {
-    throw new Error(`${target} resilience: retryMaxBackoffMs (${limits.retryMaxBackoffMs}) is below retryInitialBackoffMs (${limits.retryInitialBackoffMs})`);
+    throw new Error(
+      `${target} resilience: ${sources.retryMaxBackoffMs} (${limits.retryMaxBackoffMs}) must not be below ${sources.retryInitialBackoffMs} (${limits.retryInitialBackoffMs})`,
+    );
   }
   return limits;
 }

@@ -40,11 +40,13 @@ import type { Route } from "./routes.ts";
 import { toConnectError, type ErrorReporter } from "./errors.ts";
 import { authenticatedKey, type CallAuthenticator } from "./security-interceptor.ts";
 import type { RejectedCallLogger } from "./logging-interceptor.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "../config/message-size.ts";
 
 export interface ConnectAdapterOptions {
   /** Serve the gRPC protocol too (off by default: grpc-js serves gRPC). */
   readonly grpc?: boolean;
-  readonly readMaxBytes?: number;
+  /** Largest message read or written (readMaxBytes and writeMaxBytes); default 4 MiB. */
+  readonly maxMessageBytes?: number;
   readonly shutdownSignal?: AbortSignal;
   /**
    * Authenticates every call before its body is read. Without it, the
@@ -245,9 +247,25 @@ async function* rewriteEndStream(body: AsyncIterable<Uint8Array>, values: Contex
   }
 }
 
+/**
+ * A unary response over writeMaxBytes: connect-node answers 429 with its own
+ * words and both sizes; the caller gets `response too large`. Any other 429
+ * (the handler's own RESOURCE_EXHAUSTED) is passed on as it was.
+ */
+async function rewriteResponseTooLarge(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+  const original = await readAll(res.body);
+  const replay = (bytes: Uint8Array) => (async function* () { yield bytes; })();
+  if (!decoder.decode(original).includes("writeMaxBytes")) return { ...res, body: replay(original) };
+  const body = encoder.encode(JSON.stringify({ code: "resource_exhausted", message: "response too large" }));
+  return { status: res.status, header: new Headers({ "content-type": "application/json", "content-length": String(body.byteLength) }), body: replay(body) };
+}
+
 /** Rewrites connect-node's own answers to an authenticated call whose request it could not read or parse. */
 function guardProtocolErrors(res: UniversalServerResponse, values: ContextValues): UniversalServerResponse | Promise<UniversalServerResponse> {
-  if (values.get(authenticatedKey) === undefined || values.get(implEnteredKey)) return res;
+  if (values.get(implEnteredKey)) {
+    return res.status === 429 && res.header?.get("content-type") === "application/json" && !res.header.has("content-encoding") ? rewriteResponseTooLarge(res) : res;
+  }
+  if (values.get(authenticatedKey) === undefined) return res;
   const contentType = res.header?.get("content-type") ?? "";
   if (res.status !== 200 && contentType === "application/json") return rewriteUnaryError(res);
   if (res.status === 200 && contentType.startsWith("application/connect+") && res.body) {
@@ -277,8 +295,9 @@ export function createConnectHandler(routes: readonly Route[], report: ErrorRepo
     grpc: options.grpc ?? false,
     grpcWeb: false,
     acceptCompression: [compressionGzip, compressionBrotli],
-    // connect-node's default limit is ~4 GiB; keep the gRPC default of 4 MiB.
-    readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
+    // connect-node's default limits are ~4 GiB; the same limit as the gRPC port, both ways.
+    readMaxBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    writeMaxBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     ...(options.shutdownSignal ? { shutdownSignal: options.shutdownSignal } : {}),
     ...(options.authenticator ? { requestGate: requestGate(routes, options.authenticator, options.onRejected) } : {}),
   });

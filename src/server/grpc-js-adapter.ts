@@ -6,7 +6,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { Message } from "@bufbuild/protobuf";
-import { createContextValues, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import { decodeRequest, methodCodec } from "../wire/codec.ts";
 import { headersToMetadata, metadataToHeaders } from "../wire/metadata.ts";
 import { grpcStatusFromConnect } from "../wire/status.ts";
@@ -134,15 +134,32 @@ const statusGuard: grpc.Responder = {
 /** Install on the grpc.Server (option `interceptors`): one shared responder, one small object per call. */
 export const grpcStatusGuard: grpc.ServerInterceptor = (_method, call) => new grpc.ServerInterceptingCall(call, statusGuard);
 
-function unaryHandler(route: Route, shutdown: AbortSignal, report: ErrorReporter): grpc.handleUnaryCall<unknown, unknown> {
+/**
+ * Responses are serialized here rather than by grpc-js, so one over the
+ * message size limit is answered RESOURCE_EXHAUSTED `response too large` like
+ * any handler error (grpc-js's own check answers below the status guard, with
+ * the sizes); the method definition then passes the bytes through.
+ */
+const RESPONSE_TOO_LARGE = () => new ConnectError("response too large", Code.ResourceExhausted);
+const passBytes = (b: unknown): Buffer => b as Buffer;
+
+function serializeResponse(serialize: (m: unknown) => Buffer, message: unknown, maxMessageBytes: number): Buffer {
+  const bytes = serialize(message);
+  if (bytes.length > maxMessageBytes) throw RESPONSE_TOO_LARGE();
+  return bytes;
+}
+
+function unaryHandler(route: Route, shutdown: AbortSignal, report: ErrorReporter, maxMessageBytes: number): grpc.handleUnaryCall<unknown, unknown> {
+  const serialize = methodCodec(route.method).serializeOutput;
   return (call, callback) => {
     const { sc, lifetime } = prepareCall(route, call, shutdown);
     route.handle(sc).then(
       (result) => {
         if (result.kind !== "unary") throw new Error("stream result for a unary method");
+        const bytes = serializeResponse(serialize, result.message, maxMessageBytes);
         lifetime.end();
         sendHeaderIfAny(call, sc.context.responseHeader);
-        callback(null, result.message, headersToMetadata(sc.context.responseTrailer));
+        callback(null, bytes, headersToMetadata(sc.context.responseTrailer));
       },
     ).catch((err: unknown) => {
       lifetime.end();
@@ -174,7 +191,8 @@ async function* decodedRequests(route: Route, call: grpc.ServerDuplexStream<unkn
   for await (const bytes of call) yield decodeRequest(route.method.input, bytes as Uint8Array);
 }
 
-function streamHandler(route: Route, shutdown: AbortSignal, report: ErrorReporter) {
+function streamHandler(route: Route, shutdown: AbortSignal, report: ErrorReporter, maxMessageBytes: number) {
+  const serialize = methodCodec(route.method).serializeOutput;
   return (call: StreamingServerCall) => {
     const bidi = route.method.methodKind === "bidi_streaming";
     const { sc, lifetime } = prepareCall(route, call, shutdown, bidi ? decodedRequests(route, call as grpc.ServerDuplexStream<unknown, unknown>) : undefined);
@@ -185,12 +203,13 @@ function streamHandler(route: Route, shutdown: AbortSignal, report: ErrorReporte
       let headerSent = false;
       for await (const message of result.messages) {
         if (signal.aborted) break;
+        const bytes = serializeResponse(serialize, message, maxMessageBytes);
         if (!headerSent) {
           sendHeaderIfAny(call, sc.context.responseHeader);
           headerSent = true;
         }
         // Respect HTTP/2 flow control: wait for drain instead of buffering the whole stream.
-        if (!call.write(message)) await drained(call, signal);
+        if (!call.write(bytes)) await drained(call, signal);
       }
       // A stream cut short by the deadline or a cancel never ends with OK.
       if (signal.aborted) throw signal.reason;
@@ -204,8 +223,14 @@ function streamHandler(route: Route, shutdown: AbortSignal, report: ErrorReporte
   };
 }
 
-/** Builds the grpc-js service definitions + handlers for every route. */
-export function registerGrpcRoutes(server: grpc.Server, routes: readonly Route[], shutdown: AbortSignal, report: ErrorReporter): void {
+/** Builds the grpc-js service definitions + handlers for every route; responses over `maxMessageBytes` are RESOURCE_EXHAUSTED. */
+export function registerGrpcRoutes(
+  server: grpc.Server,
+  routes: readonly Route[],
+  shutdown: AbortSignal,
+  report: ErrorReporter,
+  maxMessageBytes = Infinity,
+): void {
   const byService = new Map<string, Route[]>();
   for (const r of routes) {
     const list = byService.get(r.service.typeName) ?? [];
@@ -226,11 +251,12 @@ export function registerGrpcRoutes(server: grpc.Server, routes: readonly Route[]
         responseStream: streaming,
         requestSerialize: codec.serializeInput,
         requestDeserialize: codec.deserializeInput,
-        responseSerialize: codec.serializeOutput,
+        // The handlers serialize (and check the size of) each response themselves.
+        responseSerialize: passBytes,
         responseDeserialize: codec.deserializeOutput,
         originalName: route.method.localName,
       };
-      impl[route.method.name] = (streaming ? streamHandler(route, shutdown, report) : unaryHandler(route, shutdown, report)) as
+      impl[route.method.name] = (streaming ? streamHandler(route, shutdown, report, maxMessageBytes) : unaryHandler(route, shutdown, report, maxMessageBytes)) as
         grpc.UntypedHandleCall;
     }
     server.addService(definition as grpc.ServiceDefinition, impl);

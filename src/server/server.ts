@@ -31,6 +31,7 @@ import { defaultMetrics, type Metrics } from "../observability/metrics.ts";
 import { activeTracer, serverTracingInterceptor } from "../observability/tracing.ts";
 import { startOpsServer, type OpsOptions, type OpsServer, type ReadinessCheck } from "./ops-server.ts";
 import { isServiceName, type ServiceName } from "../identity/workloads.ts";
+import { resolveMaxMessageBytes } from "../config/message-size.ts";
 
 export interface ServerOptions {
   readonly services: readonly ServiceRegistration[];
@@ -64,6 +65,8 @@ export interface ServerOptions {
   readonly metrics?: Metrics;
   /** Serve /metrics, /healthz and /readyz on a plain-HTTP ops port (default host 127.0.0.1). */
   readonly ops?: OpsOptions;
+  /** Largest message received or sent, on every port (default TT_RPC_MAX_MESSAGE_BYTES, else 4 MiB); over it: RESOURCE_EXHAUSTED. */
+  readonly maxMessageBytes?: number;
 }
 
 export interface RpcServer {
@@ -77,9 +80,6 @@ export interface RpcServer {
   /** Reports NOT_SERVING, stops accepting, lets in-flight calls finish for up to graceMs, then cancels the rest. */
   stop(graceMs?: number): Promise<void>;
 }
-
-/** Largest request message (the gRPC default). */
-const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const material = options.identity;
@@ -121,6 +121,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const bind = options.host ?? "127.0.0.1";
   const maxConnectionAgeMs = options.maxConnectionAgeMs ?? 60 * 60 * 1000;
   const limits = listenerLimits(options.limits);
+  const maxMessageBytes = resolveMaxMessageBytes(options.maxMessageBytes, process.env);
 
   const listeners: Listener[] = [];
   let grpcServer: grpc.Server | undefined;
@@ -132,21 +133,22 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       grpcServer = new grpc.Server({
         "grpc.max_connection_age_ms": maxConnectionAgeMs,
         "grpc.max_connection_age_grace_ms": 30_000,
-        "grpc.max_receive_message_length": MAX_RECEIVE_MESSAGE_BYTES,
+        "grpc.max_receive_message_length": maxMessageBytes,
+        "grpc.max_send_message_length": maxMessageBytes,
         "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
         interceptors: [grpcStatusGuard],
       });
-      registerGrpcRoutes(grpcServer, routes, shutdown.signal, report);
+      registerGrpcRoutes(grpcServer, routes, shutdown.signal, report, maxMessageBytes);
       const methods = new Set(routes.map((r) => r.contract.path));
       listeners.push(
-        await listenGrpc({ grpcServer, material, host: bind, port: options.port, logger, methods, maxMessageBytes: MAX_RECEIVE_MESSAGE_BYTES, limits }),
+        await listenGrpc({ grpcServer, material, host: bind, port: options.port, logger, methods, maxMessageBytes, limits }),
       );
     } else {
-      const handler = createConnectHandler(routes, report, { grpc: true, authenticator, onRejected, shutdownSignal: shutdown.signal });
+      const handler = createConnectHandler(routes, report, { grpc: true, authenticator, onRejected, shutdownSignal: shutdown.signal, maxMessageBytes });
       listeners.push(await listenConnect({ handler, material, host: bind, port: options.port, logger, maxConnectionAgeMs, limits }));
     }
     if (options.connectPort !== undefined) {
-      const handler = createConnectHandler(routes, report, { authenticator, onRejected, shutdownSignal: shutdown.signal });
+      const handler = createConnectHandler(routes, report, { authenticator, onRejected, shutdownSignal: shutdown.signal, maxMessageBytes });
       listeners.push(await listenConnect({ handler, material, host: bind, port: options.connectPort, logger, maxConnectionAgeMs, limits }));
     }
     if (options.ops) {

@@ -162,7 +162,7 @@ export async function createStateBackends(options: StateBackendsOptions): Promis
   };
 }
 
-function timeoutFromEnv(env: Readonly<Record<string, string | undefined>>): number {
+export function timeoutFromEnv(env: Readonly<Record<string, string | undefined>>): number {
   const raw = env[REDIS_COMMAND_TIMEOUT_VARIABLE];
   if (raw === undefined || raw === "") return REDIS_CLIENT_DEFAULTS.commandTimeoutMs;
   const ms = Number(raw);
