@@ -80,7 +80,8 @@ export async function runMesh(args: string[], io: CliIo = stdio): Promise<number
   const ops = await createMaterialSource({ dir: certs, workload: "ops", pollMs: 0 });
 
   // Every service finds every other on the mesh's ports, whether or not it runs here.
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  // No load balancer in front of a local mesh: children stop accepting at once on SIGTERM.
+  const env: NodeJS.ProcessEnv = { TT_RPC_DRAIN_DELAY_MS: "0", ...process.env };
   for (const c of serviceContracts) env[`${addressEnvKey(c.name)}_RPC_ADDRESS`] = `${dialHost}:${c.defaultPort + offset}`;
   const contracts = serviceContracts.filter((c) => !only || only.includes(c.name));
   const specs: ChildSpec[] = contracts.map((c) => ({

@@ -26,12 +26,15 @@ const USAGE = `usage: tt-rpc serve <service> [--certs <dir>] [--data <dir>] [--h
   --connect-port  also serve the Connect protocol (JSON over HTTP) on this port
   --ops-port      plain-HTTP /metrics, /healthz, /readyz on this port (env TT_RPC_OPS_PORT; default: none)
   --ops-host      its bind address (env TT_RPC_OPS_HOST; default 127.0.0.1; 0.0.0.0 in a pod for kubelet)
+On SIGTERM/SIGINT: NOT_SERVING while still serving for TT_RPC_DRAIN_DELAY_MS (default 5000), then in-flight calls get up to 10 s.
 Downstream services are found through <NAME>_RPC_ADDRESS / <NAME>_SERVICE_URL (default: the mesh ports).`;
 
 /** Exit code for a port already in use: the mesh tells it apart from a crash (no restart). */
 export const EXIT_PORT_IN_USE = 3;
 /** How long a stopping server lets calls in flight finish. */
 const DRAIN_GRACE_MS = 10_000;
+/** How long it reports NOT_SERVING while still serving, for load balancers to notice (env TT_RPC_DRAIN_DELAY_MS). */
+const DRAIN_DELAY_MS = 5_000;
 
 function port(value: string | undefined, name: string): number | undefined | Error {
   if (value === undefined) return undefined;
@@ -76,6 +79,8 @@ export async function runServe(args: string[], io: CliIo = stdio): Promise<numbe
   const opsPort = port(values["ops-port"] ?? process.env.TT_RPC_OPS_PORT, values["ops-port"] !== undefined ? "--ops-port" : "TT_RPC_OPS_PORT");
   if (opsPort instanceof Error) return usageError(io, opsPort.message, USAGE);
   const opsHost = values["ops-host"] ?? process.env.TT_RPC_OPS_HOST ?? "127.0.0.1";
+  const drainDelayMs = Number(process.env.TT_RPC_DRAIN_DELAY_MS ?? DRAIN_DELAY_MS);
+  if (!Number.isInteger(drainDelayMs) || drainDelayMs < 0) return usageError(io, `TT_RPC_DRAIN_DELAY_MS must be a whole number of milliseconds, got ${JSON.stringify(process.env.TT_RPC_DRAIN_DELAY_MS)}`, USAGE);
   const contract = serviceContracts.find((c) => c.name === service)!;
   const certs = resolve(values.certs ?? process.env.TT_RPC_CERTS_DIR ?? DEFAULT_CERTS_DIR);
   const data = resolve(values.data ?? process.env.TT_RPC_DATA_DIR ?? DEFAULT_DATA_DIR);
@@ -105,7 +110,7 @@ export async function runServe(args: string[], io: CliIo = stdio): Promise<numbe
     throw err;
   }
   // Handlers first: whoever waits for the readiness line may signal at once.
-  stopOnSignals(hosted, io);
+  stopOnSignals(hosted, drainDelayMs, io);
   const { server } = hosted;
   io.out(`${service} serving gRPC on ${host}:${server.port}${server.connectPort ? `, Connect on ${server.connectPort}` : ""}${server.opsPort ? `, ops HTTP on ${opsHost}:${server.opsPort}` : ""}`);
   // Started by the mesh: tell it where we listen (it then checks health over mTLS itself).
@@ -117,13 +122,13 @@ export async function runServe(args: string[], io: CliIo = stdio): Promise<numbe
  * Drains on SIGINT/SIGTERM, and when the mesh that started us goes away (its
  * IPC channel closes, even if it was SIGKILLed), then exits 0.
  */
-function stopOnSignals(hosted: HostedService, io: CliIo): void {
+function stopOnSignals(hosted: HostedService, drainDelayMs: number, io: CliIo): void {
   let stopping = false;
   const stop = (reason: string) => {
     if (stopping) return;
     stopping = true;
     io.out(`${reason}: draining...`);
-    hosted.stop(DRAIN_GRACE_MS).then(
+    hosted.stop(DRAIN_GRACE_MS, drainDelayMs).then(
       () => process.exit(0),
       (err: unknown) => {
         io.err(String(err));

@@ -9,7 +9,8 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { MaterialSource } from "../identity/material.ts";
-import { createLogger, type Logger } from "../observability/logger.ts";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createLogger, flushLogger, type Logger } from "../observability/logger.ts";
 import type { ServerInterceptor } from "./call.ts";
 import { createConnectHandler } from "./connect-adapter.ts";
 import type { ErrorReporter } from "./errors.ts";
@@ -64,6 +65,8 @@ export interface ServerOptions {
   readonly metrics?: Metrics;
   /** Serve /metrics, /healthz and /readyz on a plain-HTTP ops port (default host 127.0.0.1). */
   readonly ops?: OpsOptions;
+  /** stop() reports NOT_SERVING and keeps serving this long before it stops accepting (default 0; `tt-rpc serve` uses 5 s). */
+  readonly drainDelayMs?: number;
 }
 
 export interface RpcServer {
@@ -74,9 +77,16 @@ export interface RpcServer {
   /** Bound ops (HTTP) port, if enabled. */
   readonly opsPort: number | undefined;
   readonly health: HealthService;
-  /** Reports NOT_SERVING, stops accepting, lets in-flight calls finish for up to graceMs, then cancels the rest. */
-  stop(graceMs?: number): Promise<void>;
+  /**
+   * Drains in order: reports NOT_SERVING (health and /readyz) and keeps serving for delayMs (default
+   * options.drainDelayMs), then stops accepting (GOAWAY), ends health Watch streams with UNAVAILABLE, lets
+   * in-flight calls finish for up to graceMs, ends what remains with UNAVAILABLE, and flushes the logs.
+   */
+  stop(graceMs?: number, delayMs?: number): Promise<void>;
 }
+
+/** After the grace, how long calls ended with UNAVAILABLE get to send that status before their sockets are destroyed. */
+const CANCEL_FLUSH_MS = 200;
 
 /** Largest request message (the gRPC default). */
 const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -174,20 +184,30 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     connectPort: options.connectPort !== undefined ? connectListener?.port : undefined,
     opsPort: ops?.port,
     health,
-    stop(graceMs = 10_000) {
+    stop(graceMs = 10_000, delayMs = options.drainDelayMs ?? 0) {
       stopping ??= (async () => {
+        // 1. Out of rotation at once (health NOT_SERVING, /readyz 503), while still serving: load balancers
+        //    and health-checking clients need a moment to notice before connections are refused.
         serving = false;
         health.setAllNotServing();
-        const force = setTimeout(() => shutdown.abort(), graceMs);
+        logger.info({ delayMs, graceMs }, "draining: reporting NOT_SERVING");
+        if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+        // 2. Stop accepting (listeners close, GOAWAY on every connection) and end Watch streams with a status;
+        //    in-flight unary and streaming calls run on for up to graceMs.
+        health.endWatches();
+        // 3. At the grace, what still runs ends with UNAVAILABLE; sockets are destroyed only after a short
+        //    window in which those statuses reach the callers (not a bare RST_STREAM).
+        const force = setTimeout(() => shutdown.abort(new ConnectError("server shutting down", Code.Unavailable)), graceMs);
         force.unref();
+        const socketGraceMs = graceMs + CANCEL_FLUSH_MS;
         await Promise.all([
-          ...listeners.map((l) => l.close(graceMs)),
+          ...listeners.map((l) => l.close(socketGraceMs)),
           grpcServer
             ? new Promise<void>((resolve) => {
                 const t = setTimeout(() => {
                   grpcServer!.forceShutdown();
                   resolve();
-                }, graceMs);
+                }, socketGraceMs);
                 t.unref();
                 grpcServer!.tryShutdown(() => {
                   clearTimeout(t);
@@ -197,11 +217,13 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
             : Promise.resolve(),
         ]);
         clearTimeout(force);
-        shutdown.abort();
+        shutdown.abort(new ConnectError("server shutting down", Code.Unavailable));
         untrack.forEach((stop) => stop());
         // Last: /readyz answers 503 (and /metrics the final counts) for the whole drain.
         await ops?.close();
         logger.info("rpc server stopped");
+        // pino writes asynchronously: the drain's last lines must be out before the process exits.
+        await flushLogger(logger);
       })();
       return stopping;
     },
