@@ -468,6 +468,7 @@ describe("TLS layer: bad client certificates, wrong server, plaintext", () => {
     const transport = createGrpcJsTransport({
       address: ticketAddr,
       credentials: sslCredentials(undefined),
+      channelOptions: SNI,
       interceptors: [callTokenInterceptor(rotatingMinter(m2("payment-service")), TICKET_ID)],
     });
     closers.push(() => transport.close());
