@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // A test that makes the process print a DeprecationWarning fails (a clean run prints none).
+    setupFiles: ["test/support/no-deprecations.setup.ts"],
   },
 });

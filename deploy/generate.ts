@@ -10,12 +10,12 @@
  *
  * Numbers that come from the runtime (README "Kubernetes"):
  * - gRPC port = the contract's default port; ops port = that + 2000.
- * - terminationGracePeriodSeconds = preStop pause + drain grace + margin:
- *   the server's stop() lets in-flight calls finish for up to 10 s (its
- *   default grace, which `tt-rpc serve` uses on SIGTERM) and reports
- *   NOT_SERVING (readiness 503) at once, with no delay of its own; the
- *   preStop pause keeps the pod serving while endpoints and resolvers
- *   forget it.
+ * - terminationGracePeriodSeconds = drain delay + drain grace + margin:
+ *   on SIGTERM `tt-rpc serve` reports NOT_SERVING (readiness 503) at once
+ *   and keeps serving for the drain delay (TT_RPC_DRAIN_DELAY_MS) while
+ *   endpoints, resolvers and health-checking clients drop the pod, then
+ *   stops accepting and lets in-flight calls finish for up to 10 s (the
+ *   grace). No preStop pause: it would keep the pod SERVING meanwhile.
  */
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -26,7 +26,8 @@ import { pkiPaths } from "../src/identity/pki.ts";
 import { addressVariable } from "../src/client/address.ts";
 
 export const OPS_PORT_OFFSET = 2000;
-export const PRESTOP_PAUSE_SECONDS = 5;
+/** `tt-rpc serve`'s drain delay (TT_RPC_DRAIN_DELAY_MS), set explicitly in the pod. */
+export const DRAIN_DELAY_SECONDS = 5;
 /** src/server/server.ts stop(): default grace for in-flight calls. */
 export const DRAIN_GRACE_SECONDS = 10;
 export const EXIT_MARGIN_SECONDS = 5;
@@ -156,7 +157,7 @@ function objectsFor(c: Contract): object[] {
             // csi-driver-spiffe issues spiffe://<trust domain>/ns/<namespace>/sa/<service account>: our identity.
             serviceAccountName: name,
             automountServiceAccountToken: false,
-            terminationGracePeriodSeconds: PRESTOP_PAUSE_SECONDS + DRAIN_GRACE_SECONDS + EXIT_MARGIN_SECONDS,
+            terminationGracePeriodSeconds: DRAIN_DELAY_SECONDS + DRAIN_GRACE_SECONDS + EXIT_MARGIN_SECONDS,
             securityContext: { runAsNonRoot: true, runAsUser: RUN_AS, runAsGroup: RUN_AS, fsGroup: RUN_AS, seccompProfile: { type: "RuntimeDefault" } },
             topologySpreadConstraints: [
               { maxSkew: 1, topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: selector } },
@@ -187,6 +188,7 @@ function objectsFor(c: Contract): object[] {
                   { name: "TT_RPC_OPS_HOST", value: "0.0.0.0" },
                   { name: "TT_RPC_OPS_PORT", value: String(opsPort) },
                   { name: "TT_RPC_LOG_LEVEL", value: "info" },
+                  { name: "TT_RPC_DRAIN_DELAY_MS", value: String(DRAIN_DELAY_SECONDS * 1000) },
                   { name: "TT_RPC_REDIS_URL", valueFrom: { secretKeyRef: { name: "tt-rpc-redis", key: "url" } } },
                   { name: "NODE_OPTIONS", value: "--max-old-space-size=384" },
                   ...downstreamsOf(name).map((d) => ({ name: addressVariable(d.name), value: downstreamAddress(d) })),
@@ -195,7 +197,6 @@ function objectsFor(c: Contract): object[] {
                 startupProbe: httpProbe("/healthz", { periodSeconds: 2, failureThreshold: 30 }),
                 livenessProbe: httpProbe("/healthz", { periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 }),
                 readinessProbe: httpProbe("/readyz", { periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2 }),
-                lifecycle: { preStop: { sleep: { seconds: PRESTOP_PAUSE_SECONDS } } },
                 securityContext: hardened,
                 volumeMounts: [
                   { name: "certs", mountPath: POD_PATHS.certs, readOnly: true },

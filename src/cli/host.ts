@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { createMaterialSource, type MaterialSource } from "../identity/material.ts";
 import type { ServiceName } from "../identity/workloads.ts";
-import type { Logger } from "../observability/logger.ts";
+import { flushLogger, type Logger } from "../observability/logger.ts";
 import { createServer, type RpcServer } from "../server/server.ts";
 import { createStateBackends, type StateBackends } from "../server/state-backends.ts";
 import { serviceModules } from "../../services/index.ts";
@@ -39,8 +39,8 @@ export interface HostedService {
   readonly server: RpcServer;
   /** Replay cache and (with Redis) dedupe store, for readiness. */
   readonly state: StateBackends;
-  /** Drains the server (grace), then closes the module (downstream clients, database) and the identity. */
-  stop(graceMs?: number): Promise<void>;
+  /** Drains the server (NOT_SERVING for delayMs, then grace), then closes the module (downstream clients, database) and the identity. */
+  stop(graceMs?: number, delayMs?: number): Promise<void>;
 }
 
 export function databasePath(data: string, service: string): string {
@@ -82,11 +82,13 @@ export async function hostService(opts: HostOptions): Promise<HostedService> {
     return {
       server,
       state,
-      stop(graceMs = 10_000) {
-        stopping ??= server.stop(graceMs).finally(async () => {
+      stop(graceMs = 10_000, delayMs = 0) {
+        stopping ??= server.stop(graceMs, delayMs).finally(async () => {
           service.close();
           await state.close();
           material.close();
+          // The module's own last lines too, before the caller exits.
+          await flushLogger(logger);
         });
         return stopping;
       },

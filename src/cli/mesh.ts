@@ -75,7 +75,8 @@ export async function runMesh(args: string[], io: CliIo = stdio): Promise<number
   const dialHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
   const connect = !values["no-connect"];
   // Every service finds every other on the mesh's ports, whether or not it runs here.
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  // No load balancer in front of a local mesh: children stop accepting at once on SIGTERM.
+  const env: NodeJS.ProcessEnv = { TT_RPC_DRAIN_DELAY_MS: "0", ...process.env };
   for (const c of serviceContracts) env[`${addressEnvKey(c.name)}_RPC_ADDRESS`] = `${dialHost}:${c.defaultPort + offset}`;
   // Every child would refuse a bad setting (and be restarted to refuse again): refuse once, before starting any.
   try {

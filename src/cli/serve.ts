@@ -28,6 +28,7 @@ const USAGE = `usage: tt-rpc serve <service> [--certs <dir>] [--data <dir>] [--h
   --connect-port  also serve the Connect protocol (JSON over HTTP) on this port
   --ops-port      plain-HTTP /metrics, /healthz, /readyz on this port (env TT_RPC_OPS_PORT; default: none)
   --ops-host      its bind address (env TT_RPC_OPS_HOST; default 127.0.0.1; 0.0.0.0 in a pod for kubelet)
+On SIGTERM/SIGINT: NOT_SERVING while still serving for TT_RPC_DRAIN_DELAY_MS (default 5000), then in-flight calls get up to 10 s.
 Downstream services are found through <NAME>_RPC_ADDRESS / <NAME>_SERVICE_URL (default: the mesh ports).
 Every setting of the environment is checked first (README "Configuration"); a bad one: exit 2, naming it.`;
 
@@ -89,6 +90,7 @@ export async function runServe(args: string[], io: CliIo = stdio, env: NodeJS.Pr
   const opsPort = values["ops-port"] !== undefined ? port(values["ops-port"], "--ops-port") : settings.TT_RPC_OPS_PORT;
   if (opsPort instanceof Error) return usageError(io, opsPort.message, USAGE);
   const opsHost = values["ops-host"] ?? settings.TT_RPC_OPS_HOST;
+  const drainDelayMs = settings.TT_RPC_DRAIN_DELAY_MS;
   const contract = serviceContracts.find((c) => c.name === service)!;
   const certs = resolve(values.certs ?? settings.TT_RPC_CERTS_DIR);
   const data = resolve(values.data ?? settings.TT_RPC_DATA_DIR);
@@ -119,7 +121,7 @@ export async function runServe(args: string[], io: CliIo = stdio, env: NodeJS.Pr
     throw err;
   }
   // Handlers first: whoever waits for the readiness line may signal at once.
-  stopOnSignals(hosted, io);
+  stopOnSignals(hosted, drainDelayMs, io);
   const { server } = hosted;
   io.out(`${service} serving gRPC on ${host}:${server.port}${server.connectPort ? `, Connect on ${server.connectPort}` : ""}${server.opsPort ? `, ops HTTP on ${opsHost}:${server.opsPort}` : ""}`);
   // Started by the mesh: tell it where we listen (it then checks health over mTLS itself).
@@ -131,13 +133,13 @@ export async function runServe(args: string[], io: CliIo = stdio, env: NodeJS.Pr
  * Drains on SIGINT/SIGTERM, and when the mesh that started us goes away (its
  * IPC channel closes, even if it was SIGKILLed), then exits 0.
  */
-function stopOnSignals(hosted: HostedService, io: CliIo): void {
+function stopOnSignals(hosted: HostedService, drainDelayMs: number, io: CliIo): void {
   let stopping = false;
   const stop = (reason: string) => {
     if (stopping) return;
     stopping = true;
     io.out(`${reason}: draining...`);
-    hosted.stop(DRAIN_GRACE_MS).then(
+    hosted.stop(DRAIN_GRACE_MS, drainDelayMs).then(
       () => process.exit(0),
       (err: unknown) => {
         io.err(String(err));

@@ -96,6 +96,15 @@ export const GLOBAL_SETTINGS = {
     doc: "plain-HTTP `/metrics`, `/healthz`, `/readyz` port of `tt-rpc serve`; `--ops-port` wins",
     parse: integer(0, 65535),
   }),
+  TT_RPC_DRAIN_DELAY_MS: global<number>({
+    name: "TT_RPC_DRAIN_DELAY_MS",
+    type: "integer",
+    default: 5000,
+    defaultText: "5000 (the mesh sets 0)",
+    form: "a whole number of milliseconds from 0 to 600000",
+    doc: "on SIGTERM, how long `tt-rpc serve` reports NOT_SERVING while still serving, for load balancers to notice, before it stops accepting",
+    parse: integer(0, 600_000, " ms"),
+  }),
   TT_RPC_OPS_HOST: global<string>({
     name: "TT_RPC_OPS_HOST",
     type: "host",

@@ -30,7 +30,7 @@ export class CallLifetime {
     private readonly upstream: AbortSignal | undefined,
     private readonly now: () => number = Date.now,
   ) {
-    if (upstream?.aborted) this.cancelled(upstream.reason);
+    if (upstream?.aborted) this.handleEvent();
     else upstream?.addEventListener("abort", this);
   }
 
@@ -65,6 +65,12 @@ export class CallLifetime {
 
   /** Upstream abort listener (an object, not a closure per call). */
   handleEvent(): void {
-    this.cancelled(this.upstream?.reason);
+    const reason = this.upstream?.reason;
+    // The server's drain says why it ends the call (UNAVAILABLE: retry elsewhere); not a cancel by the client.
+    if (reason instanceof ConnectError && reason.code === Code.Unavailable) {
+      if (!this.#ended && !this.#controller.signal.aborted) this.#controller.abort(reason);
+      return;
+    }
+    this.cancelled(reason);
   }
 }

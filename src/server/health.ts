@@ -23,6 +23,12 @@ export interface HealthService {
   setStatus(service: string, status: Status): void;
   /** For shutdown: everything reports NOT_SERVING and later setStatus calls are ignored. */
   setAllNotServing(): void;
+  /**
+   * For shutdown, once the server stops accepting: every Watch stream sends its
+   * last status (NOT_SERVING) and ends with UNAVAILABLE "server shutting down",
+   * so watchers retry elsewhere and an endless stream does not hold the drain.
+   */
+  endWatches(): void;
 }
 
 export function createHealth(): HealthService {
@@ -30,6 +36,7 @@ export function createHealth(): HealthService {
   // Each Watch call parks a wake-up here; it re-reads its own status when woken.
   const watchers = new Set<() => void>();
   let draining = false;
+  let watchesEnded = false;
 
   function changed(): void {
     for (const wake of watchers) wake();
@@ -61,6 +68,8 @@ export function createHealth(): HealthService {
           yield { status: current };
           continue;
         }
+        // Checked only after the latest status went out: the watcher sees NOT_SERVING before the end.
+        if (watchesEnded) throw new ConnectError("server shutting down", Code.Unavailable);
         // Only the latest status matters, so a burst of changes costs one message.
         await new Promise<void>((resolve) => (wake = resolve));
       }
@@ -89,6 +98,10 @@ export function createHealth(): HealthService {
     setAllNotServing() {
       draining = true;
       for (const name of statuses.keys()) statuses.set(name, ServingStatus.NOT_SERVING);
+      changed();
+    },
+    endWatches() {
+      watchesEnded = true;
       changed();
     },
   };

@@ -9,7 +9,8 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { MaterialSource } from "../identity/material.ts";
-import { createLogger, type Logger } from "../observability/logger.ts";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createLogger, flushLogger, type Logger } from "../observability/logger.ts";
 import type { ServerInterceptor } from "./call.ts";
 import { createConnectHandler } from "./connect-adapter.ts";
 import type { ErrorReporter } from "./errors.ts";
@@ -67,6 +68,8 @@ export interface ServerOptions {
   readonly ops?: OpsOptions;
   /** Largest message received or sent, on every port (default TT_RPC_MAX_MESSAGE_BYTES, else 4 MiB); over it: RESOURCE_EXHAUSTED. */
   readonly maxMessageBytes?: number;
+  /** stop() reports NOT_SERVING and keeps serving this long before it stops accepting (default 0; `tt-rpc serve` uses 5 s). */
+  readonly drainDelayMs?: number;
 }
 
 export interface RpcServer {
@@ -77,9 +80,16 @@ export interface RpcServer {
   /** Bound ops (HTTP) port, if enabled. */
   readonly opsPort: number | undefined;
   readonly health: HealthService;
-  /** Reports NOT_SERVING, stops accepting, lets in-flight calls finish for up to graceMs, then cancels the rest. */
-  stop(graceMs?: number): Promise<void>;
+  /**
+   * Drains in order: reports NOT_SERVING (health and /readyz) and keeps serving for delayMs (default
+   * options.drainDelayMs), then stops accepting (GOAWAY), ends health Watch streams with UNAVAILABLE, lets
+   * in-flight calls finish for up to graceMs, ends what remains with UNAVAILABLE, and flushes the logs.
+   */
+  stop(graceMs?: number, delayMs?: number): Promise<void>;
 }
+
+/** After the grace, how long calls ended with UNAVAILABLE get to send that status before their sockets are destroyed. */
+const CANCEL_FLUSH_MS = 200;
 
 export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const material = options.identity;
@@ -176,20 +186,30 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     connectPort: options.connectPort !== undefined ? connectListener?.port : undefined,
     opsPort: ops?.port,
     health,
-    stop(graceMs = 10_000) {
+    stop(graceMs = 10_000, delayMs = options.drainDelayMs ?? 0) {
       stopping ??= (async () => {
+        // 1. Out of rotation at once (health NOT_SERVING, /readyz 503), while still serving: load balancers
+        //    and health-checking clients need a moment to notice before connections are refused.
         serving = false;
         health.setAllNotServing();
-        const force = setTimeout(() => shutdown.abort(), graceMs);
+        logger.info({ delayMs, graceMs }, "draining: reporting NOT_SERVING");
+        if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+        // 2. Stop accepting (listeners close, GOAWAY on every connection) and end Watch streams with a status;
+        //    in-flight unary and streaming calls run on for up to graceMs.
+        health.endWatches();
+        // 3. At the grace, what still runs ends with UNAVAILABLE; sockets are destroyed only after a short
+        //    window in which those statuses reach the callers (not a bare RST_STREAM).
+        const force = setTimeout(() => shutdown.abort(new ConnectError("server shutting down", Code.Unavailable)), graceMs);
         force.unref();
+        const socketGraceMs = graceMs + CANCEL_FLUSH_MS;
         await Promise.all([
-          ...listeners.map((l) => l.close(graceMs)),
+          ...listeners.map((l) => l.close(socketGraceMs)),
           grpcServer
             ? new Promise<void>((resolve) => {
                 const t = setTimeout(() => {
                   grpcServer!.forceShutdown();
                   resolve();
-                }, graceMs);
+                }, socketGraceMs);
                 t.unref();
                 grpcServer!.tryShutdown(() => {
                   clearTimeout(t);
@@ -199,11 +219,13 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
             : Promise.resolve(),
         ]);
         clearTimeout(force);
-        shutdown.abort();
+        shutdown.abort(new ConnectError("server shutting down", Code.Unavailable));
         untrack.forEach((stop) => stop());
         // Last: /readyz answers 503 (and /metrics the final counts) for the whole drain.
         await ops?.close();
         logger.info("rpc server stopped");
+        // pino writes asynchronously: the drain's last lines must be out before the process exits.
+        await flushLogger(logger);
       })();
       return stopping;
     },

@@ -11,12 +11,13 @@ import { BIN, REPO_ROOT, type ExecResult } from "../support/exec.ts";
 export const CLI_ENTRY = `${REPO_ROOT}src/cli/main.ts`;
 export const CLI_LAUNCHER = `${REPO_ROOT}bin/tt-rpc.mjs`;
 
-/** Environment for CLI children: our Node first on PATH, quiet logs. */
+/** Environment for CLI children: our Node first on PATH, quiet logs, no drain delay (no load balancer to wait for). */
 export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return {
     ...process.env,
     PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ""}`,
     TT_RPC_LOG_LEVEL: "warn",
+    TT_RPC_DRAIN_DELAY_MS: "0",
     ...extra,
   };
 }

@@ -28,6 +28,7 @@ describe("loadConfig", () => {
       TT_RPC_DATA_DIR: ".tt-rpc/data",
       TT_RPC_LOG_LEVEL: "info",
       TT_RPC_OPS_PORT: undefined,
+      TT_RPC_DRAIN_DELAY_MS: 5000,
       TT_RPC_OPS_HOST: "127.0.0.1",
       TT_RPC_REDIS_URL: undefined,
       TT_RPC_REDIS_COMMAND_TIMEOUT_MS: 500,

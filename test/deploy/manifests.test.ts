@@ -238,7 +238,9 @@ describe("deploy/ manifests", () => {
       expect(mounted(env("TT_RPC_CERTS_DIR")!.value!)).toBe(true);
       expect(env("TT_RPC_REDIS_URL")?.valueFrom?.secretKeyRef).toEqual({ name: "tt-rpc-redis", key: "url" });
       const preStop = container().lifecycle?.preStop?.sleep?.seconds ?? 0;
-      expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(preStop + DRAIN_GRACE_SECONDS + 1);
+      const drainDelaySeconds = Number(env("TT_RPC_DRAIN_DELAY_MS")?.value) / 1000;
+      expect(drainDelaySeconds).toBeGreaterThan(0);
+      expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(preStop + drainDelaySeconds + DRAIN_GRACE_SECONDS + 1);
     });
   });
 

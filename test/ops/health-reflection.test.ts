@@ -159,6 +159,8 @@ describe("server reflection protocol over mTLS as ops", () => {
     const client = new grpc.Client(
       address,
       grpc.credentials.createSsl(Buffer.from(ca), Buffer.from(ops.keyPem), Buffer.from(ops.certPem)),
+      // SNI and the hostname check use the service's DNS name: an IP as TLS server name is deprecated (DEP0123).
+      { "grpc.ssl_target_name_override": HOST },
     );
     try {
       const call = client.makeBidiStreamRequest(path, codec.serializeInput, codec.deserializeOutput as (b: Buffer) => Message, metadata, {

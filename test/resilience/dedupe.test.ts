@@ -274,6 +274,8 @@ async function foreignScanner() {
     `127.0.0.1:${server.port}`,
     // The server's identity is not under test here (the certificate names a SPIFFE ID, not 127.0.0.1).
     grpc.credentials.createSsl(Buffer.from(bundle.caPem), Buffer.from(workload.keyPem), Buffer.from(workload.certPem), { checkServerIdentity: () => undefined }),
+    // SNI names the service: an IP as TLS server name is deprecated (DEP0123).
+    { "grpc.ssl_target_name_override": "ticket-service" },
   );
   const path = TicketServiceContract.methods.recordScan.path;
   return {

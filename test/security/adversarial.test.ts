@@ -178,6 +178,9 @@ interface Outcome {
   readonly value?: unknown;
 }
 
+/** SNI names the service (the server check is off here): an IP as TLS server name is deprecated (DEP0123). */
+const SNI = { "grpc.ssl_target_name_override": "ticket-service" };
+
 function sslCredentials(pem: { key: string; cert: string } | undefined): grpc.ChannelCredentials {
   return grpc.credentials.createSsl(
     Buffer.from(caPem),
@@ -194,7 +197,7 @@ function rawClient(caller: WorkloadName, address: string): grpc.Client {
   let c = rawClients.get(key);
   if (!c) {
     const w = m(caller).workload;
-    c = new grpc.Client(address, sslCredentials({ key: w.keyPem, cert: w.certPem }));
+    c = new grpc.Client(address, sslCredentials({ key: w.keyPem, cert: w.certPem }), SNI);
     rawClients.set(key, c);
   }
   return c;
@@ -285,6 +288,7 @@ describe("per-call token, context token and authorization (raw grpc-js over mTLS
     expect(reasonsSince(mark)).toMatch(/jti \S+ replayed/);
     // Over another connection of the same peer it is still a replay.
     const other = new grpc.Client(ticketAddr, sslCredentials({ key: m("payment-service").workload.keyPem, cert: m("payment-service").workload.certPem }), {
+      ...SNI,
       "grpc.use_local_subchannel_pool": 1,
     });
     closers.push(() => other.close());
@@ -399,7 +403,7 @@ describe("TLS layer: bad client certificates, wrong server, plaintext", () => {
   for (const c of tlsCases) {
     it(`raw grpc-js with ${c.name} -> ${c.handshake ? "refused in the TLS handshake" : "UNAUTHENTICATED"}`, async () => {
       const leaf = leaves.get(c.kind)!;
-      const client = new grpc.Client(ticketAddr, sslCredentials({ key: leaf.keyPem, cert: leaf.certPem }));
+      const client = new grpc.Client(ticketAddr, sslCredentials({ key: leaf.keyPem, cert: leaf.certPem }), SNI);
       closers.push(() => client.close());
       const md = new grpc.Metadata();
       md.add("authorization", bearer(await realToken("payment-service", TICKET_ID, TICKET_PATH, ctxToken)));
@@ -451,7 +455,7 @@ describe("TLS layer: bad client certificates, wrong server, plaintext", () => {
   it("no client certificate: TLS alert; raw grpc-js -> UNAVAILABLE naming it, the framework transport -> UNAUTHENTICATED; handler never runs", async () => {
     const handledBefore = handled.length;
     const mark = logLines.length;
-    const raw = new grpc.Client(ticketAddr, sslCredentials(undefined));
+    const raw = new grpc.Client(ticketAddr, sslCredentials(undefined), SNI);
     closers.push(() => raw.close());
     const md = new grpc.Metadata();
     md.add("authorization", bearer(await realToken("payment-service", TICKET_ID, TICKET_PATH, ctxToken)));
@@ -464,6 +468,7 @@ describe("TLS layer: bad client certificates, wrong server, plaintext", () => {
     const transport = createGrpcJsTransport({
       address: ticketAddr,
       credentials: sslCredentials(undefined),
+      channelOptions: SNI,
       interceptors: [callTokenInterceptor(rotatingMinter(m2("payment-service")), TICKET_ID)],
     });
     closers.push(() => transport.close());
@@ -546,7 +551,7 @@ describe("rotation without restart", () => {
   async function callWith(key: JWK): Promise<Outcome> {
     const w = payMat.current().workload;
     const token = secret(await createCallTokenMinter({ identity: w.spiffeId, key }).mint({ audience: TICKET_ID, method: TICKET_PATH, contextToken: rctx }));
-    const c = new grpc.Client(addr, grpc.credentials.createSsl(Buffer.from(rca), Buffer.from(w.keyPem), Buffer.from(w.certPem), { checkServerIdentity: () => undefined }));
+    const c = new grpc.Client(addr, grpc.credentials.createSsl(Buffer.from(rca), Buffer.from(w.keyPem), Buffer.from(w.certPem), { checkServerIdentity: () => undefined }), SNI);
     try {
       const md = new grpc.Metadata();
       md.add("authorization", `Bearer ${token}`);

@@ -47,6 +47,8 @@ import { createTestPki, type TestPki } from "../support/pki.ts";
 import { captureLogs } from "../support/log-capture.ts";
 
 const DEADLINE_MS = 5000;
+/** SNI names a service (the server check is off here): an IP as TLS server name is deprecated (DEP0123). */
+const SNI = { "grpc.ssl_target_name_override": "ticket-service" };
 type Port = "grpc" | "connect-h2" | "connect-h1";
 const PORTS: readonly Port[] = ["grpc", "connect-h2", "connect-h1"];
 
@@ -153,6 +155,7 @@ async function sendGrpc(a: Attempt): Promise<Outcome> {
     client = new grpc.Client(
       `127.0.0.1:${t.server.port}`,
       grpc.credentials.createSsl(Buffer.from(caPem), Buffer.from(w.keyPem), Buffer.from(w.certPem), { checkServerIdentity: () => undefined }),
+      SNI,
     );
     grpcClients.set(key, client);
   }

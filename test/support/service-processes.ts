@@ -76,7 +76,7 @@ export async function serviceProcesses(opts: {
     const child = spawn(
       process.execPath,
       ["--import", TSX_LOADER, MAIN, "serve", service, "--certs", opts.certs, "--data", opts.dataDir, "--port", String(port)],
-      { cwd: REPO_ROOT, env: { ...process.env, ...opts.env, ...env, ...extraEnv, TT_RPC_LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "pipe"] },
+      { cwd: REPO_ROOT, env: { TT_RPC_DRAIN_DELAY_MS: "0", ...process.env, ...opts.env, ...env, ...extraEnv, TT_RPC_LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "pipe"] },
     );
     let log = logs.get(service);
     if (!log) logs.set(service, (log = createWriteStream(join(logDir, `${service}.log`), { flags: "a" })));
