@@ -76,6 +76,8 @@ export interface Results {
   configurations: Record<string, string>;
   cases: (Omit<CaseSpec, "configs"> & { results: Partial<Record<ConfigId, Cell>>; ratios: Record<string, Record<string, number>> })[];
   peakRssMiB: Partial<Record<ConfigId, { server: number; client: number }>>;
+  /** "rpc" lines (d)'s server wrote to its log file over the run, warm-up included. */
+  fullPathLogLines: number | null;
   microCostsUs: MicroCosts | null;
 }
 
@@ -220,6 +222,8 @@ try {
     await once(p, "exit");
   }
   procs.length = 0;
+  // Evidence that (d) logged every call at info to its file (the line is part of what (d) costs).
+  const fullPathLogLines = SELECTED.includes("d") ? readFileSync(logFile, "utf8").split("\n").filter((l) => l.includes('"msg":"rpc"')).length : null;
 
   let microCostsUs: MicroCosts | null = null;
   if (MICRO_N > 0) {
@@ -258,6 +262,7 @@ try {
     configurations: Object.fromEntries(SELECTED.map((c) => [c, CONFIG_NAMES[c]])),
     cases,
     peakRssMiB,
+    fullPathLogLines,
     microCostsUs,
   };
   mkdirSync(OUT, { recursive: true });

@@ -60,6 +60,9 @@ describe("npm run bench (quick settings, (a) and (d))", () => {
       expect(c.ratios["d/a"]).toEqual({ callsPerSec: positive, p99: positive, serverCpuPerCall: positive, clientCpuPerCall: positive });
     }
     for (const id of ["a", "d"]) expect(r.peakRssMiB[id]).toEqual({ server: positive, client: positive });
+    // (d) logged each call at info to its file: at least the measured calls (warm-up adds more).
+    const measured = r.cases.reduce((n: number, c: { calls: number }) => n + c.calls, 0);
+    expect(r.fullPathLogLines).toBeGreaterThanOrEqual(measured);
     expect(Object.keys(r.microCostsUs).sort()).toEqual(["authorize", "logLine", "metricsObservation", "replayCheck", "signCallToken", "verifyCallToken"]);
     for (const v of Object.values(r.microCostsUs)) expect(v).toBeGreaterThan(0);
 
