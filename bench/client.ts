@@ -5,7 +5,6 @@
  * answers with wall time, latency percentiles, its CPU time and peak RSS.
  */
 import { performance } from "node:perf_hooks";
-import * as grpc from "@grpc/grpc-js";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createMaterialSource } from "../src/identity/material.ts";
@@ -13,9 +12,9 @@ import { workloadSpiffeId } from "../src/identity/spiffe-id.ts";
 import { closeClient } from "../src/client/service-client.ts";
 import { createTicketServiceClient } from "../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { clientJwtInterceptor } from "./jwt-peer.ts";
+import { grpcPeerClient } from "./grpc-peer.ts";
 import {
   CONFIGS,
-  grpcDefinition,
   largeRequest,
   SERVER,
   smallRequest,
@@ -57,17 +56,8 @@ let call: Call;
 let close: () => void;
 
 if (config === "a" || config === "b") {
-  const creds = grpc.credentials.createSsl(Buffer.from(um.bundle.caPem), Buffer.from(um.workload.keyPem), Buffer.from(um.workload.certPem), {
-    // The server must present the identity we meant to call (its SPIFFE URI SAN).
-    checkServerIdentity: (_host, cert) => (uriSan(cert.subjectaltname) === expectedServer ? undefined : new Error("unexpected server identity")),
-  });
   const interceptors = config === "b" ? [await clientJwtInterceptor(um.workload.spiffeId, expectedServer, um.workload.jwt.current)] : [];
-  const Ctor = grpc.makeGenericClientConstructor(grpcDefinition as unknown as grpc.ServiceDefinition, "TicketService");
-  const client = new Ctor(address, creds, { interceptors, "grpc.ssl_target_name_override": SERVER }) as unknown as {
-    getTicketStatus(req: unknown, cb: (err: Error | null, res?: unknown) => void): void;
-    listTicketsByEvent(req: unknown): NodeJS.EventEmitter;
-    close(): void;
-  };
+  const client = grpcPeerClient(um, address, expectedServer, SERVER, interceptors);
   call = (kind) =>
     new Promise((resolve, reject) => {
       if (kind === "stream") {

@@ -13,6 +13,8 @@ export function renderMarkdown(r: Results): string {
       `(a third at concurrency 1, a quarter for 64 KiB, a fiftieth for the ${r.settings.streamMessages}-message stream).`,
     `Machine: ${m.cpus} x ${m.model}, ${m.totalMemGiB.toFixed(1)} GiB, ${m.platform}; load average at start ${m.loadAvgAtStart.map(f2).join(" / ")}, at end ${m.loadAvgAtEnd.map(f2).join(" / ")}.`,
     `Versions: ${Object.entries(r.versions).map(([k, v]) => `${k} ${v}`).join(", ")}.`,
+    ...(Object.keys(r.settings.resilienceEnv).length > 0 ? [`Resilience overrides from the environment for (d): ${JSON.stringify(r.settings.resilienceEnv)}.`] : []),
+    ...(Object.keys(r.warmupErrors).length > 0 ? [`Warm-up failures: ${JSON.stringify(r.warmupErrors)}.`] : []),
     "",
     `Configurations: ${Object.entries(r.configurations).map(([k, v]) => `(${k}) ${v}`).join("; ")}.`,
     "",

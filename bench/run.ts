@@ -34,6 +34,8 @@ const MICRO_N = Number(process.env.BENCH_MICRO_N ?? 2000);
 const OUT = process.env.BENCH_OUT ?? fileURLToPath(new URL("./results/", import.meta.url));
 const SELECTED = (process.env.BENCH_CONFIGS ?? CONFIGS.join(",")).split(",").map((s) => s.trim()) as ConfigId[];
 for (const c of SELECTED) if (!CONFIGS.includes(c)) throw new Error(`BENCH_CONFIGS: unknown configuration ${c} (use ${CONFIGS.join(",")})`);
+// (d) runs with default limits; any TT_RPC_TICKET_SERVICE_* override in the environment is recorded with the run.
+const RESILIENCE_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("TT_RPC_TICKET_SERVICE_"))) as Record<string, string>;
 if (!(RUNS >= 1 && CALLS >= 1)) throw new Error("BENCH_RUNS and BENCH_CALLS must be positive");
 
 export interface CaseSpec {
@@ -70,12 +72,14 @@ export interface Cell extends Omit<Sample, "errors"> {
 export interface Results {
   startedAt: string;
   durationS: number;
-  settings: { runs: number; calls: number; configs: ConfigId[]; streamMessages: number };
+  settings: { runs: number; calls: number; configs: ConfigId[]; streamMessages: number; resilienceEnv: Record<string, string> };
   machine: { cpus: number; model: string; loadAvgAtStart: number[]; loadAvgAtEnd: number[]; totalMemGiB: number; platform: string };
   versions: Record<string, string>;
   configurations: Record<string, string>;
   cases: (Omit<CaseSpec, "configs"> & { results: Partial<Record<ConfigId, Cell>>; ratios: Record<string, Record<string, number>> })[];
   peakRssMiB: Partial<Record<ConfigId, { server: number; client: number }>>;
+  /** Failed calls of the warm-up pass, by case/config. */
+  warmupErrors: Record<string, { errors: number; firstError: string }>;
   /** "rpc" lines (d)'s server wrote to its log file over the run, warm-up included. */
   fullPathLogLines: number | null;
   microCostsUs: MicroCosts | null;
@@ -145,8 +149,14 @@ try {
     return { ...r, serverCpuUs: s1.cpu.user + s1.cpu.system - (s0.cpu.user + s0.cpu.system) };
   };
 
-  // Warm-up: JIT, connections, key caches; not recorded.
-  for (const spec of CASES) for (const c of spec.configs) await measureCell(c, spec, Math.max(spec.concurrency, Math.round(spec.calls / 3)));
+  // Warm-up: JIT, connections, key caches; not measured, but its failures are reported (they can open (d)'s breaker).
+  const warmupErrors: Results["warmupErrors"] = {};
+  for (const spec of CASES) {
+    for (const c of spec.configs) {
+      const r = await measureCell(c, spec, Math.max(spec.concurrency, Math.round(spec.calls / 3)));
+      if (r.errors > 0) warmupErrors[`${spec.id}/${c}`] = { errors: r.errors, firstError: r.firstError ?? "" };
+    }
+  }
 
   const samples = new Map<string, { sample: Sample; firstError?: string }[]>();
   for (let run = 0; run < RUNS; run++) {
@@ -240,7 +250,7 @@ try {
   const results: Results = {
     startedAt,
     durationS: (Date.now() - t0) / 1000,
-    settings: { runs: RUNS, calls: CALLS, configs: SELECTED, streamMessages: STREAM_MESSAGES },
+    settings: { runs: RUNS, calls: CALLS, configs: SELECTED, streamMessages: STREAM_MESSAGES, resilienceEnv: RESILIENCE_ENV },
     machine: {
       cpus: cpus().length,
       model: cpus()[0]?.model ?? "unknown",
@@ -262,6 +272,7 @@ try {
     configurations: Object.fromEntries(SELECTED.map((c) => [c, CONFIG_NAMES[c]])),
     cases,
     peakRssMiB,
+    warmupErrors,
     fullPathLogLines,
     microCostsUs,
   };

@@ -13,9 +13,9 @@ import { createServer } from "../src/server/server.ts";
 import { implement } from "../src/server/routes.ts";
 import { TicketServiceContract } from "../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { serverJwtInterceptor } from "./jwt-peer.ts";
-import { CONFIGS, grpcDefinition, SERVER, statusOf, TicketService, ticketsOf, type ConfigId } from "./shared.ts";
+import { startGrpcPeer } from "./grpc-peer.ts";
+import { CONFIGS, SERVER, statusOf, TicketService, ticketsOf, type ConfigId } from "./shared.ts";
 import type { JWK } from "jose";
-import type { GetTicketStatusRequest, ListTicketsByEventRequest } from "../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 
 const [config, certs, logFile] = process.argv.slice(2) as [ConfigId, string, string];
 if (!CONFIGS.includes(config)) throw new Error(`unknown config ${config}`);
@@ -26,19 +26,9 @@ let port = 0;
 let stop: () => Promise<void>;
 
 async function bareGrpc(interceptors: grpc.ServerInterceptor[]): Promise<void> {
-  const server = new grpc.Server({ interceptors });
-  server.addService(grpcDefinition as unknown as grpc.ServiceDefinition, {
-    getTicketStatus: ((call: grpc.ServerUnaryCall<GetTicketStatusRequest, unknown>, cb: grpc.sendUnaryData<unknown>) =>
-      cb(null, statusOf(call.request))) as grpc.UntypedHandleCall,
-    listTicketsByEvent: (async (call: grpc.ServerWritableStream<ListTicketsByEventRequest, unknown>) => {
-      // Respect flow control: wait for drain when the write buffer is full.
-      for await (const item of ticketsOf(call.request)) if (!call.write(item)) await new Promise((r) => call.once("drain", r));
-      call.end();
-    }) as grpc.UntypedHandleCall,
-  });
-  const creds = grpc.ServerCredentials.createSsl(Buffer.from(tls.ca), [{ private_key: Buffer.from(tls.key), cert_chain: Buffer.from(tls.cert) }], true);
-  port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", creds, (err, p) => (err ? reject(err) : resolve(p))));
-  stop = () => new Promise((resolve) => server.tryShutdown(() => resolve()));
+  const peer = await startGrpcPeer(m, interceptors);
+  port = peer.port;
+  stop = peer.stop;
 }
 
 if (config === "a") {
