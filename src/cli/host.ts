@@ -12,6 +12,8 @@ import { flushLogger, type Logger } from "../observability/logger.ts";
 import { createServer, type RpcServer } from "../server/server.ts";
 import { createStateBackends, type StateBackends } from "../server/state-backends.ts";
 import { serviceModules } from "../../services/index.ts";
+import { serviceContracts } from "../gen/contracts.ts";
+import { addressVariable } from "../client/address.ts";
 import { openService, type OpenService } from "../../services/shared/runtime.ts";
 import { createSqliteDedupeStore } from "../../services/shared/sqlite-dedupe-store.ts";
 
@@ -41,6 +43,13 @@ export interface HostedService {
   readonly state: StateBackends;
   /** Drains the server (NOT_SERVING for delayMs, then grace), then closes the module (downstream clients, database) and the identity. */
   stop(graceMs?: number, delayMs?: number): Promise<void>;
+}
+
+/** `<NAME>_RPC_ADDRESS` of every contract at the mesh's ports (default + offset) on `host`. */
+export function meshAddressEnv(host: string, offset: number): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const c of serviceContracts) env[addressVariable(c.name)] = `${host}:${c.defaultPort + offset}`;
+  return env;
 }
 
 export function databasePath(data: string, service: string): string {

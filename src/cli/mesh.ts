@@ -9,14 +9,13 @@
  */
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
-import { addressEnvKey } from "../client/address.ts";
 import { serviceContracts } from "../gen/contracts.ts";
 import { createMaterialSource, type MaterialSource } from "../identity/material.ts";
 import { initPki } from "../identity/pki.ts";
 import { workloadSpiffeId } from "../identity/spiffe-id.ts";
 import type { ServiceName } from "../identity/workloads.ts";
 import { DEFAULT_CERTS_DIR } from "./certs.ts";
-import { CONNECT_PORT_OFFSET, DEFAULT_DATA_DIR, OPS_PORT_OFFSET } from "./host.ts";
+import { CONNECT_PORT_OFFSET, DEFAULT_DATA_DIR, meshAddressEnv, OPS_PORT_OFFSET } from "./host.ts";
 import { stdio, usageError, type CliIo } from "./io.ts";
 import { ConfigError, loadConfig } from "../config/load.ts";
 import { bannerLines, type BannerRow } from "./mesh/banner.ts";
@@ -76,8 +75,7 @@ export async function runMesh(args: string[], io: CliIo = stdio): Promise<number
   const connect = !values["no-connect"];
   // Every service finds every other on the mesh's ports, whether or not it runs here.
   // No load balancer in front of a local mesh: children stop accepting at once on SIGTERM.
-  const env: NodeJS.ProcessEnv = { TT_RPC_DRAIN_DELAY_MS: "0", ...process.env };
-  for (const c of serviceContracts) env[`${addressEnvKey(c.name)}_RPC_ADDRESS`] = `${dialHost}:${c.defaultPort + offset}`;
+  const env: NodeJS.ProcessEnv = { TT_RPC_DRAIN_DELAY_MS: "0", ...process.env, ...meshAddressEnv(dialHost, offset) };
   // Every child would refuse a bad setting (and be restarted to refuse again): refuse once, before starting any.
   try {
     for (const warning of loadConfig(env).warnings) io.err(`warning: ${warning}`);

@@ -9,7 +9,7 @@
  */
 import { isIP } from "node:net";
 import { serviceContracts } from "../gen/contracts.ts";
-import { addressEnvKey, isHostName, parseRpcAddress, parseServiceUrl } from "../client/address.ts";
+import { addressEnvKey, addressVariable, isHostName, parseRpcAddress, parseServiceUrl } from "../client/address.ts";
 import { LIMIT_SETTINGS, envPrefix, limitForm, limitInRange, DEFAULT_LIMITS, type ResilienceLimits } from "../resilience/options.ts";
 import { parseRedisUrl, timeoutFromEnv, REDIS_CLIENT_DEFAULTS, type RedisConnection } from "../server/state-backends.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES_FORM, MAX_MESSAGE_BYTES_VARIABLE, parseMaxMessageBytes } from "./message-size.ts";
@@ -178,7 +178,7 @@ export const TARGET_SETTINGS: readonly TargetSetting[] = [
     defaultText: "`<NAME>_SERVICE_URL`'s host, else `localhost`, on the contract's port",
     form: ADDRESS_FORM,
     doc: "where a service's replicas are, for clients (see [Running N replicas](#running-n-replicas)), e.g. `TICKET_RPC_ADDRESS=dns:///ticket-service.dev.svc.cluster.local:50004`",
-    variable: (target) => `${addressEnvKey(target)}_RPC_ADDRESS`,
+    variable: (target) => addressVariable(target),
     parse: (raw, variable) => parseRpcAddress(raw, variable),
   },
   {

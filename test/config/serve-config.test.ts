@@ -6,13 +6,13 @@
  * Real child processes.
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 import { cliEnv } from "../cli/run-cli.ts";
 import { killStarted, spawnCli, type Proc } from "../cli/processes.ts";
+import { freePort } from "../support/ports.ts";
 
 const PASSWORD = "pw-never-printed-8f3a";
 const BAD_ENV = {
@@ -37,13 +37,6 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function exitOf(p: Proc, timeoutMs = 30_000) {
   const timer = setTimeout(() => p.child.kill("SIGKILL"), timeoutMs);

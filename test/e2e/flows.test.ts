@@ -17,6 +17,7 @@ import { serviceContracts } from "../../src/gen/contracts.ts";
 import { runDemo } from "../../src/cli/demo/command.ts";
 import { closeClient } from "../../src/client/service-client.ts";
 import { ResilienceRegistry } from "../../src/resilience/registry.ts";
+import { envPrefix } from "../../src/resilience/options.ts";
 import { createOrderServiceClient } from "../../src/gen/tickettoken/order/v1/order_service_rpc.ts";
 import { OrderStatus } from "../../src/gen/tickettoken/order/v1/order_service_pb.ts";
 import { createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
@@ -32,7 +33,7 @@ const SERVICES = serviceContracts.map((c) => c.name as string);
  * saga's, payment-service's towards ticket-service) close again within the
  * test's patience. Everything else runs with the defaults.
  */
-const QUICK_BREAKERS = Object.fromEntries(SERVICES.map((s) => [`TT_RPC_${s.toUpperCase().replace(/-/g, "_")}_BREAKER_HALF_OPEN_AFTER_MS`, "2000"]));
+const QUICK_BREAKERS = Object.fromEntries(SERVICES.map((s) => [`${envPrefix(s)}BREAKER_HALF_OPEN_AFTER_MS`, "2000"]));
 
 let pki: TestPki;
 let dataDir: string;

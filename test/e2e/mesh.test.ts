@@ -155,7 +155,7 @@ describe("tt-rpc mesh: one process per service", () => {
     await new Promise<void>((resolve) => squatter.listen(taken, "127.0.0.1", resolve));
     try {
       const mesh = spawnCli(["mesh", "--certs", join(dir, "certs"), "--data", join(dir, "data"), "--only", services.join(","), "--port-offset", String(offset)]);
-      const timer = setTimeout(() => mesh.child.kill("SIGKILL"), 40_000);
+      const timer = setTimeout(() => mesh.child.kill("SIGKILL"), 90_000);
       const exit = await mesh.exited.finally(() => clearTimeout(timer));
       expect(exit.signal).toBeNull();
       expect(exit.code).toBe(3);

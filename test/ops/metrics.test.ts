@@ -9,7 +9,6 @@
  */
 import { readFileSync } from "node:fs";
 import * as http2 from "node:http2";
-import { createServer as createNetServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -24,6 +23,7 @@ import { closeClient } from "../../src/client/service-client.ts";
 import { ResilienceRegistry } from "../../src/resilience/registry.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 import { httpRequest, parseMetrics, sampleValue, type Sample } from "../support/ops-http.ts";
+import { freePort } from "../support/ports.ts";
 
 const TENANT = "tenant-metrics";
 const SERVICE = "tickettoken.ticket.v1.TicketService";
@@ -131,13 +131,6 @@ async function unauthenticatedCall(port: number, grpcPort: boolean, authorizatio
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 describe("server metrics on the ops port after real calls", () => {
   let samples: Sample[];

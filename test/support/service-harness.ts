@@ -12,6 +12,7 @@ import { ConnectError, type CallOptions } from "@connectrpc/connect";
 import { BadRequestSchema } from "../../src/gen/google/rpc/error_details_pb.ts";
 import { createServer, type RpcServer } from "../../src/server/server.ts";
 import { closeClient, type ServiceClientOptions } from "../../src/client/service-client.ts";
+import { addressVariable } from "../../src/client/address.ts";
 import { silentLogger, type Logger } from "../../src/observability/logger.ts";
 import type { WorkloadName } from "../../src/identity/workloads.ts";
 import { openService, type OpenService, type ServiceModule } from "../../services/shared/runtime.ts";
@@ -44,7 +45,7 @@ export interface StartServiceOptions {
 
 /** `{ VENUE_RPC_ADDRESS: "127.0.0.1:1234" }` for a running harness of venue-service. */
 export function rpcAddressEnv(service: string, address: string): Record<string, string> {
-  return { [`${service.replace(/-service$/, "").replace(/-/g, "_").toUpperCase()}_RPC_ADDRESS`]: address };
+  return { [addressVariable(service)]: address };
 }
 
 export async function startService(pki: TestPki, module: ServiceModule, opts: StartServiceOptions = {}): Promise<ServiceHarness> {

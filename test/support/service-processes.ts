@@ -8,11 +8,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { createRequire } from "node:module";
-import * as net from "node:net";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { addressVariable } from "../../src/client/address.ts";
 import { REPO_ROOT } from "./exec.ts";
+import { freePort } from "./ports.ts";
 
 const MAIN = join(REPO_ROOT, "src/cli/main.ts");
 const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
@@ -40,16 +40,6 @@ export interface ServiceProcesses {
   stopAll(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export async function serviceProcesses(opts: {
   certs: string;

@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
 import { PkiError } from "../../identity/pki.ts";
-import { serviceContracts } from "../../gen/contracts.ts";
+import { meshAddressEnv } from "../host.ts";
 import { DEFAULT_CERTS_DIR } from "../certs.ts";
 import { stdio, usageError, type CliIo } from "../io.ts";
 import { createDemoContext } from "./context.ts";
@@ -25,13 +25,6 @@ ${Object.entries(FLOWS).map(([n, f]) => `  ${n.padEnd(13)} ${f.about}`).join("\n
   --repeat   event-create: create n events (stop venue-service first to watch the breaker open)
   --port-offset  the mesh's --port-offset (services on their default ports + N)
 Addresses: <NAME>_RPC_ADDRESS / <NAME>_SERVICE_URL, else the mesh's default ports (+ --port-offset).`;
-
-/** `<NAME>_RPC_ADDRESS` of every contract at the mesh's ports + offset (explicit variables still win). */
-function meshAddresses(offset: number): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const c of serviceContracts) out[`${c.name.replace(/-service$/, "").replace(/-/g, "_").toUpperCase()}_RPC_ADDRESS`] = `127.0.0.1:${c.defaultPort + offset}`;
-  return out;
-}
 
 export async function runDemo(args: string[], io: CliIo = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let parsed;
@@ -67,7 +60,7 @@ export async function runDemo(args: string[], io: CliIo = stdio, env: NodeJS.Pro
   if (repeat !== undefined && (!Number.isInteger(repeat) || repeat < 1 || repeat > 50)) return usageError(io, "--repeat must be an integer from 1 to 50", USAGE);
   const offset = values["port-offset"] === undefined ? 0 : Number(values["port-offset"]);
   if (!Number.isInteger(offset) || offset < 0 || offset > 10_000) return usageError(io, "--port-offset must be an integer from 0 to 10000", USAGE);
-  if (offset !== 0) env = { ...meshAddresses(offset), ...env };
+  if (offset !== 0) env = { ...meshAddressEnv("127.0.0.1", offset), ...env };
   const logDir = join(resolve(values.data ?? env.TT_RPC_DATA_DIR ?? DEFAULT_DATA_DIR), "logs");
 
   let d;

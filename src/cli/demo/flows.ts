@@ -18,10 +18,8 @@ import { createTicketServiceClient } from "../../gen/tickettoken/ticket/v1/ticke
 import { TicketStatus, type Ticket } from "../../gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 import { createEventServiceClient } from "../../gen/tickettoken/event/v1/event_service_rpc.ts";
 import type { DemoContext } from "./context.ts";
+import { ACME, GLOBEX } from "../../../services/shared/demo-data.ts";
 
-/** The demo data set's ids (services/shared/demo-data.ts). */
-export const ACME = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
-export const GLOBEX = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
 const EVENT = "e-1";
 
 export interface FlowOptions {

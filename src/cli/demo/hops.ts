@@ -7,6 +7,8 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Code } from "@connectrpc/connect";
+import { codeName } from "../../server/logging-interceptor.ts";
 
 export interface Hop {
   /** The serving workload. */
@@ -144,9 +146,10 @@ export async function settledHops(logDir: string, requestId: string, minHops: nu
   return last;
 }
 
-/** "DeadlineExceeded" (connect-es' name) -> "DEADLINE_EXCEEDED", as the server lines and grpcurl print it. */
+/** "DeadlineExceeded" (connect-es' name, as resilience events carry it) -> "DEADLINE_EXCEEDED", as the server's lines print it. */
 function canonicalCode(code: string): string {
-  return code.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+  const value = Code[code as keyof typeof Code];
+  return value === undefined ? code : codeName(value);
 }
 
 /** What a client-side resilience event says about the call it happened in. */
