@@ -93,9 +93,3 @@ export function transaction<T>(db: Database, fn: () => T): T {
     throw err;
   }
 }
-
-/** True when the table has no rows: the signal to seed demo data on first start. */
-export function isEmpty(db: Database, table: string): boolean {
-  if (!/^[a-z_]+$/.test(table)) throw new Error(`bad table name ${table}`);
-  return db.prepare(`SELECT 1 FROM ${table} LIMIT 1`).get() === undefined;
-}

@@ -9,10 +9,6 @@ import { DEMO } from "../shared/demo-data.ts";
 import { newQrCredential } from "./qr.ts";
 import { createSqliteTicketStore } from "./store.ts";
 
-/** Kept for callers of the old in-memory seed (the mesh test). */
-export const DEMO_TENANT = DEMO.tenants[0].id;
-export const DEMO_EVENT = DEMO.events[0].id;
-
 /** Ticket types that may not change hands (the rest are transferable). */
 const NON_TRANSFERABLE_TYPES = new Set(["tt-vip"]);
 

@@ -21,7 +21,9 @@ import { createContextTokenMinter } from "../../src/auth/context-token.ts";
 import { initPki, loadContextSigningKey, pkiPaths } from "../../src/identity/pki.ts";
 import { silentLogger } from "../../src/observability/logger.ts";
 import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
-import { DEMO_EVENT, DEMO_TENANT } from "../../services/ticket/seed.ts";
+import { ACME as DEMO_TENANT } from "../../services/shared/demo-data.ts";
+
+const DEMO_EVENT = "e-1";
 
 let dir: string;
 let mesh: HostedService;
