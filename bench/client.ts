@@ -7,10 +7,10 @@
 import { performance } from "node:perf_hooks";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { createMaterialSource } from "../src/identity/material.ts";
-import { workloadSpiffeId } from "../src/identity/spiffe-id.ts";
-import { closeClient } from "../src/client/service-client.ts";
-import { createTicketServiceClient } from "../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { createMaterialSource } from "../src/runtime/identity/material.ts";
+import { workloadSpiffeId } from "../src/runtime/identity/spiffe-id.ts";
+import { closeClient } from "../src/runtime/client/service-client.ts";
+import { createTicketServiceClient } from "../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { clientJwtInterceptor } from "./jwt-peer.ts";
 import { grpcPeerClient } from "./grpc-peer.ts";
 import {

@@ -3,8 +3,8 @@
  * as a team would write them, with optional interceptors.
  */
 import * as grpc from "@grpc/grpc-js";
-import type { IdentityMaterial } from "../src/identity/material.ts";
-import type { GetTicketStatusRequest, ListTicketsByEventRequest } from "../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import type { IdentityMaterial } from "../src/runtime/identity/material.ts";
+import type { GetTicketStatusRequest, ListTicketsByEventRequest } from "../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 import { grpcDefinition, statusOf, ticketsOf, uriSan } from "./shared.ts";
 
 export async function startGrpcPeer(m: IdentityMaterial, interceptors: grpc.ServerInterceptor[]): Promise<{ port: number; stop(): Promise<void> }> {

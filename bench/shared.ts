@@ -16,7 +16,7 @@ import {
   type GetTicketStatusResponse,
   type ListTicketsByEventRequest,
   type ListTicketsByEventResponse,
-} from "../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+} from "../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 
 export const CONFIGS = ["a", "b", "c", "d"] as const;
 export type ConfigId = (typeof CONFIGS)[number];

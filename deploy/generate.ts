@@ -11,7 +11,7 @@
  * Numbers that come from the runtime (README "Kubernetes"):
  * - gRPC port = the contract's default port; ops port = that + 2000.
  * - terminationGracePeriodSeconds = drain delay + drain grace + margin:
- *   on SIGTERM `tt-rpc serve` reports NOT_SERVING (readiness 503) at once
+ *   on SIGTERM `tt-service` (`tt-rpc serve`) reports NOT_SERVING (readiness 503) at once
  *   and keeps serving for the drain delay (TT_RPC_DRAIN_DELAY_MS) while
  *   endpoints, resolvers and health-checking clients drop the pod, then
  *   stops accepting and lets in-flight calls finish for up to 10 s (the
@@ -20,13 +20,13 @@
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { serviceContracts } from "../src/gen/contracts.ts";
-import type { ServiceContract } from "../src/contract/types.ts";
-import { pkiPaths } from "../src/identity/pki.ts";
-import { addressVariable } from "../src/client/address.ts";
+import { serviceContracts } from "../src/contracts/gen/contracts.ts";
+import type { ServiceContract } from "../src/runtime/contract/types.ts";
+import { pkiPaths } from "../src/devtools/pki/dev-ca.ts";
+import { addressVariable } from "../src/runtime/client/address.ts";
 
 export const OPS_PORT_OFFSET = 2000;
-/** `tt-rpc serve`'s drain delay (TT_RPC_DRAIN_DELAY_MS), set explicitly in the pod. */
+/** `tt-service`'s drain delay (TT_RPC_DRAIN_DELAY_MS), set explicitly in the pod. */
 export const DRAIN_DELAY_SECONDS = 5;
 /** src/server/server.ts stop(): default grace for in-flight calls. */
 export const DRAIN_GRACE_SECONDS = 10;
@@ -176,7 +176,7 @@ function objectsFor(c: Contract): object[] {
               {
                 name,
                 image: IMAGE,
-                command: ["tt-rpc", "serve", name, "--host", "0.0.0.0", "--port", String(grpcPort)],
+                command: ["tt-service", name, "--host", "0.0.0.0", "--port", String(grpcPort)],
                 ports: [
                   { name: "grpc", containerPort: grpcPort, protocol: "TCP" },
                   { name: "ops", containerPort: opsPort, protocol: "TCP" },

@@ -4,7 +4,7 @@
  * process (tt-rpc serve, the mesh, a test) gives it a database and identity.
  * Every contract has one (test/services/coverage.test.ts checks it).
  */
-import type { ServiceName } from "../src/identity/workloads.ts";
+import type { ServiceName } from "@tickettoken/rpc";
 import type { ServiceModule } from "./shared/runtime.ts";
 import { venueModule } from "./venue/index.ts";
 import { ticketModule } from "./ticket/index.ts";

@@ -12,11 +12,11 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext } from "@connectrpc/connect";
-import { implement, type ServiceRegistration } from "../../src/server/routes.ts";
-import { callContext } from "../../src/auth/call-context.ts";
-import { AuthServiceContract } from "../../src/gen/tickettoken/auth/v1/auth_service_rpc.ts";
-import { UserSchema, type User } from "../../src/gen/tickettoken/auth/v1/auth_service_pb.ts";
-import type { Logger } from "../../src/observability/logger.ts";
+import { implement, type ServiceRegistration } from "@tickettoken/rpc";
+import { callContext } from "@tickettoken/rpc";
+import { AuthServiceContract } from "@tickettoken/contracts/tickettoken/auth/v1/auth_service_rpc";
+import { UserSchema, type User } from "@tickettoken/contracts/tickettoken/auth/v1/auth_service_pb";
+import type { Logger } from "@tickettoken/rpc";
 import { tenantOf } from "../shared/context.ts";
 import { failedPrecondition, notFound } from "../shared/errors.ts";
 import { validate } from "../shared/validate.ts";

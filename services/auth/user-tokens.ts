@@ -10,7 +10,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { JWK } from "jose";
-import { AuthError } from "../../src/auth/errors.ts";
+import { AuthError } from "@tickettoken/rpc/jws";
 import {
   createJwsSigner,
   createVerifyKeyCache,
@@ -18,7 +18,7 @@ import {
   publicJwk,
   timeWindowProblem,
   verifyStrictJws,
-} from "../../src/auth/keys.ts";
+} from "@tickettoken/rpc/jws";
 import { transaction, type Database } from "../shared/database.ts";
 import { createSqliteAuthStore, type AuthStore, type UserRow } from "./store.ts";
 

@@ -2,9 +2,9 @@
  * event-service's internal RPC surface: event reads for minting, payment and
  * scanning, and CreateEvent for api-gateway (handlers/create-event.ts).
  */
-import { implement, type ServiceRegistration } from "../../src/server/routes.ts";
-import { EventServiceContract } from "../../src/gen/tickettoken/event/v1/event_service_rpc.ts";
-import type { TicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { implement, type ServiceRegistration } from "@tickettoken/rpc";
+import { EventServiceContract } from "@tickettoken/contracts/tickettoken/event/v1/event_service_rpc";
+import type { TicketServiceClient } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_rpc";
 import { tenantOf } from "../shared/context.ts";
 import { notFound } from "../shared/errors.ts";
 import { validate } from "../shared/validate.ts";

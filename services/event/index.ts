@@ -3,8 +3,8 @@
  * venue check, with a stale fallback when venue-service is down) and
  * ticket-service (scan statistics).
  */
-import { createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { createVenueServiceClient } from "../../src/gen/tickettoken/venue/v1/venue_service_rpc.ts";
+import { createTicketServiceClient } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_rpc";
+import { createVenueServiceClient } from "@tickettoken/contracts/tickettoken/venue/v1/venue_service_rpc";
 import { migrationsNextTo, type ServiceModule } from "../shared/runtime.ts";
 import { VENUE_STALE_MAX_AGE_MS } from "./handlers/create-event.ts";
 import { eventService } from "./handlers.ts";

@@ -6,12 +6,12 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { implement, type ServiceRegistration } from "../../src/server/routes.ts";
-import { callContext } from "../../src/auth/call-context.ts";
-import { MintingServiceContract } from "../../src/gen/tickettoken/minting/v1/minting_service_rpc.ts";
-import { MintResultSchema, MintStatus, type MintResult, type TicketMint } from "../../src/gen/tickettoken/minting/v1/minting_service_pb.ts";
-import type { EventServiceClient } from "../../src/gen/tickettoken/event/v1/event_service_rpc.ts";
-import type { Logger } from "../../src/observability/logger.ts";
+import { implement, type ServiceRegistration } from "@tickettoken/rpc";
+import { callContext } from "@tickettoken/rpc";
+import { MintingServiceContract } from "@tickettoken/contracts/tickettoken/minting/v1/minting_service_rpc";
+import { MintResultSchema, MintStatus, type MintResult, type TicketMint } from "@tickettoken/contracts/tickettoken/minting/v1/minting_service_pb";
+import type { EventServiceClient } from "@tickettoken/contracts/tickettoken/event/v1/event_service_rpc";
+import type { Logger } from "@tickettoken/rpc";
 import { idempotencyKeyOf, tenantOf } from "../shared/context.ts";
 import { notFound } from "../shared/errors.ts";
 import { validate, type Validator } from "../shared/validate.ts";

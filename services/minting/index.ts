@@ -2,8 +2,8 @@
  * minting-service: one mint per ticket on Solana (a local fake adapter by
  * default); calls ticket-service (UpdateNft) and event-service (GetEventPda).
  */
-import { createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { createEventServiceClient } from "../../src/gen/tickettoken/event/v1/event_service_rpc.ts";
+import { createTicketServiceClient } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_rpc";
+import { createEventServiceClient } from "@tickettoken/contracts/tickettoken/event/v1/event_service_rpc";
 import { migrationsNextTo, type ServiceModule } from "../shared/runtime.ts";
 import { mintingService } from "./handlers.ts";
 import { createMinter } from "./minter.ts";

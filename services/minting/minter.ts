@@ -7,9 +7,9 @@
  */
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { TicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import type { TicketMetadata } from "../../src/gen/tickettoken/minting/v1/minting_service_pb.ts";
-import type { Logger } from "../../src/observability/logger.ts";
+import type { TicketServiceClient } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_rpc";
+import type { TicketMetadata } from "@tickettoken/contracts/tickettoken/minting/v1/minting_service_pb";
+import type { Logger } from "@tickettoken/rpc";
 import { failedPrecondition } from "../shared/errors.ts";
 import type { SolanaAdapter } from "./solana.ts";
 import type { MintRow, MintStore, NewMint } from "./store.ts";

@@ -13,8 +13,8 @@ import { createHash } from "node:crypto";
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext } from "@connectrpc/connect";
-import { implement, type ServiceRegistration } from "../../src/server/routes.ts";
-import { NotificationServiceContract } from "../../src/gen/tickettoken/notification/v1/notification_service_rpc.ts";
+import { implement, type ServiceRegistration } from "@tickettoken/rpc";
+import { NotificationServiceContract } from "@tickettoken/contracts/tickettoken/notification/v1/notification_service_rpc";
 import {
   NotificationPriority,
   NotificationStatus,
@@ -22,8 +22,8 @@ import {
   SendPushRequestSchema,
   SendSmsRequestSchema,
   type NotificationTemplate,
-} from "../../src/gen/tickettoken/notification/v1/notification_service_pb.ts";
-import type { Logger } from "../../src/observability/logger.ts";
+} from "@tickettoken/contracts/tickettoken/notification/v1/notification_service_pb";
+import type { Logger } from "@tickettoken/rpc";
 import { idempotencyKeyOf, tenantOf } from "../shared/context.ts";
 import { failedPrecondition } from "../shared/errors.ts";
 import { newId } from "../shared/ids.ts";

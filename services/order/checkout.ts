@@ -7,10 +7,10 @@
  * reaches payment-service with the same keys and is applied there once.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { TicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import type { PaymentServiceClient } from "../../src/gen/tickettoken/payment/v1/payment_service_rpc.ts";
-import { PaymentStatus } from "../../src/gen/tickettoken/payment/v1/payment_service_pb.ts";
-import type { Logger } from "../../src/observability/logger.ts";
+import type { TicketServiceClient } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_rpc";
+import type { PaymentServiceClient } from "@tickettoken/contracts/tickettoken/payment/v1/payment_service_rpc";
+import { PaymentStatus } from "@tickettoken/contracts/tickettoken/payment/v1/payment_service_pb";
+import type { Logger } from "@tickettoken/rpc";
 import { failedPrecondition, notFound } from "../shared/errors.ts";
 import type { CompletedPaymentState, OrderRow, OrderStore } from "./store.ts";
 

@@ -1,6 +1,6 @@
 /** order-service: orders and their lines; calls ticket-service (prices) and payment-service (payment). */
-import { createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { createPaymentServiceClient } from "../../src/gen/tickettoken/payment/v1/payment_service_rpc.ts";
+import { createTicketServiceClient } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_rpc";
+import { createPaymentServiceClient } from "@tickettoken/contracts/tickettoken/payment/v1/payment_service_rpc";
 import { migrationsNextTo, type ServiceModule } from "../shared/runtime.ts";
 import { orderService } from "./handlers.ts";
 import { seedOrders } from "./seed.ts";

@@ -5,7 +5,7 @@
  * (services/payment/processor.ts); a deployment passes a real adapter to
  * createPaymentModule.
  */
-import { createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { createTicketServiceClient } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_rpc";
 import type { Database } from "../shared/database.ts";
 import { migrationsNextTo, type ServiceModule } from "../shared/runtime.ts";
 import { paymentService } from "./handlers/index.ts";

@@ -5,8 +5,8 @@
  * tenant-keyed methods the framework has already checked they match).
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { callContext, type VerifiedCallContext } from "../../src/auth/call-context.ts";
-import { IDEMPOTENCY_KEY_HEADER } from "../../src/observability/headers.ts";
+import { callContext, type VerifiedCallContext } from "@tickettoken/rpc";
+import { IDEMPOTENCY_KEY_HEADER } from "@tickettoken/rpc";
 
 /** The verified tenant; PERMISSION_DENIED when the call carries no context token. */
 export function tenantOf(ctx: HandlerContext): string {

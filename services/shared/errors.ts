@@ -7,7 +7,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BadRequestSchema, BadRequest_FieldViolationSchema } from "../../src/gen/google/rpc/error_details_pb.ts";
+import { BadRequestSchema, BadRequest_FieldViolationSchema } from "@tickettoken/rpc/gen/google/rpc/error_details_pb.js";
 
 export interface FieldViolation {
   /** Proto field path, snake_case, e.g. "items[0].quantity". */

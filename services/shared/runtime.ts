@@ -8,11 +8,11 @@
  */
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
-import type { MaterialSource } from "../../src/identity/material.ts";
-import type { Logger } from "../../src/observability/logger.ts";
-import type { ServiceRegistration } from "../../src/server/routes.ts";
-import type { ServiceName } from "../../src/identity/workloads.ts";
-import { closeClient, type ServiceClientOptions } from "../../src/client/service-client.ts";
+import type { MaterialSource } from "@tickettoken/rpc";
+import type { Logger } from "@tickettoken/rpc";
+import type { ServiceRegistration } from "@tickettoken/rpc";
+import type { ServiceName } from "@tickettoken/rpc";
+import { closeClient, type ServiceClientOptions } from "@tickettoken/rpc";
 import { loadMigrations, openDatabase, transaction, type Database } from "./database.ts";
 
 export interface ServiceRuntime {

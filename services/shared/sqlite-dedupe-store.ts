@@ -8,7 +8,7 @@
  * TTL for every response (so expiry order = completion order), bounded by
  * entries and bytes with oldest-first eviction, calls in flight never evicted.
  */
-import type { DedupeBegin, DedupeStore } from "../../src/resilience/dedupe-store.ts";
+import type { DedupeBegin, DedupeStore } from "@tickettoken/rpc";
 import type { Database } from "./database.ts";
 
 export interface SqliteDedupeStoreOptions {

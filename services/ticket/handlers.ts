@@ -2,8 +2,8 @@
  * ticket-service's internal RPC surface: every method of the contract, from
  * the read, change and payment handler groups (handlers/*.ts).
  */
-import { implement, type ServiceRegistration } from "../../src/server/routes.ts";
-import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { implement, type ServiceRegistration } from "@tickettoken/rpc";
+import { TicketServiceContract } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_rpc";
 import { changeHandlers } from "./handlers/changes.ts";
 import type { TicketDeps } from "./handlers/deps.ts";
 import { paymentHandlers } from "./handlers/payments.ts";

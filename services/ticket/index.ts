@@ -4,8 +4,8 @@
  * order-service (GetOrder, to issue a paid order's tickets) and
  * minting-service (MintTicket per issued ticket).
  */
-import { createMintingServiceClient } from "../../src/gen/tickettoken/minting/v1/minting_service_rpc.ts";
-import { createOrderServiceClient } from "../../src/gen/tickettoken/order/v1/order_service_rpc.ts";
+import { createMintingServiceClient } from "@tickettoken/contracts/tickettoken/minting/v1/minting_service_rpc";
+import { createOrderServiceClient } from "@tickettoken/contracts/tickettoken/order/v1/order_service_rpc";
 import { migrationsNextTo, type ServiceModule } from "../shared/runtime.ts";
 import { ticketService } from "./handlers.ts";
 import { seedTickets } from "./seed.ts";

@@ -5,9 +5,9 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { implement, type ServiceRegistration } from "../../src/server/routes.ts";
-import { VenueServiceContract } from "../../src/gen/tickettoken/venue/v1/venue_service_rpc.ts";
-import { VenueSchema, type Venue } from "../../src/gen/tickettoken/venue/v1/venue_service_pb.ts";
+import { implement, type ServiceRegistration } from "@tickettoken/rpc";
+import { VenueServiceContract } from "@tickettoken/contracts/tickettoken/venue/v1/venue_service_rpc";
+import { VenueSchema, type Venue } from "@tickettoken/contracts/tickettoken/venue/v1/venue_service_pb";
 import { tenantOf, userOf } from "../shared/context.ts";
 import { notFound } from "../shared/errors.ts";
 import { validate } from "../shared/validate.ts";

@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compactVerify, importJWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { contextTokenHash } from "../../src/auth/context-token.ts";
-import { pkiPaths } from "../../src/identity/pki.ts";
+import { contextTokenHash } from "../../src/runtime/auth/context-token.ts";
+import { pkiPaths } from "../../src/devtools/pki/dev-ca.ts";
 import type { ExecResult } from "../support/exec.ts";
 import { ttRpc, ttRpcBin } from "./run-cli.ts";
 
@@ -89,7 +89,7 @@ describe("tt-rpc certs", () => {
     expectUsageError(r, /bundle\.json.*missing/);
   });
 
-  it("the published launcher (bin/tt-rpc.mjs) runs the same CLI", async () => {
+  it("the package bin (src/devtools/bin/tt-rpc.mjs, compiled) runs the same CLI", async () => {
     const r = await ttRpcBin(["certs", "init", "--dir", dir]);
     printed.push(r.stdout, r.stderr);
     expect(r.code, r.stderr).toBe(0);

@@ -3,8 +3,8 @@
  * within 60 s, on an injected clock) and the compact log view.
  */
 import { describe, expect, it } from "vitest";
-import { decideRestart } from "../../src/cli/mesh/restart-policy.ts";
-import { viewLine } from "../../src/cli/mesh/log-view.ts";
+import { decideRestart } from "../../src/devtools/cli/mesh/restart-policy.ts";
+import { viewLine } from "../../src/devtools/cli/mesh/log-view.ts";
 
 describe("restart policy", () => {
   it("backs off 0.5 s, 1 s, 2 s, then gives up while three restarts are within 60 s", () => {

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { pathToFileURL } from "node:url";
-import { REPO_ROOT } from "../support/exec.ts";
+import { REPO_ROOT, SOURCE_CONDITION } from "../support/exec.ts";
 import { CLI_ENTRY, cliEnv } from "./run-cli.ts";
 
 export const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
@@ -73,9 +73,9 @@ export function spawnProc(cmd: string, args: readonly string[], env: NodeJS.Proc
   };
 }
 
-/** `node --import tsx src/cli/main.ts <args>`: the CLI as its own process (signals reach it directly). */
+/** `node --conditions=tt-rpc-source --import tsx src/devtools/cli/main.ts <args>`: the CLI as its own process (signals reach it directly). */
 export function spawnCli(args: readonly string[], env?: NodeJS.ProcessEnv): Proc {
-  return spawnProc(process.execPath, ["--import", TSX_LOADER, CLI_ENTRY, ...args], env);
+  return spawnProc(process.execPath, [SOURCE_CONDITION, "--import", TSX_LOADER, CLI_ENTRY, ...args], env);
 }
 
 /** Pids the test learned about (e.g. mesh children), killed at the end too. */

@@ -3,7 +3,7 @@
  * a wrong value gets: each names the variable and the forms expected.
  */
 import { describe, expect, it } from "vitest";
-import { addressVariable, parseRpcAddress, resolveAddress } from "../../src/client/address.ts";
+import { addressVariable, parseRpcAddress, resolveAddress } from "../../src/runtime/client/address.ts";
 
 describe("RPC address forms", () => {
   it.each([

@@ -11,11 +11,11 @@ import { fork, type ChildProcess } from "node:child_process";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConnectError } from "@connectrpc/connect";
-import { TicketServiceContract, type TicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { closeClient, createServiceClient } from "../../src/client/service-client.ts";
-import { ResilienceRegistry } from "../../src/resilience/registry.ts";
-import type { ResilienceEvent } from "../../src/resilience/events.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
+import { TicketServiceContract, type TicketServiceClient } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { closeClient, createServiceClient } from "../../src/runtime/client/service-client.ts";
+import { ResilienceRegistry } from "../../src/runtime/resilience/registry.ts";
+import type { ResilienceEvent } from "../../src/runtime/resilience/events.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 import { REPO_ROOT } from "../support/exec.ts";
 

@@ -5,9 +5,9 @@
  * unknown TT_RPC_* variables are warnings.
  */
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, readSetting } from "../../src/config/load.ts";
-import { GLOBAL_SETTINGS, TARGET_SETTINGS, targets } from "../../src/config/schema.ts";
-import { DEFAULT_LIMITS } from "../../src/resilience/options.ts";
+import { ConfigError, loadConfig, readSetting } from "../../services/host/config-load.ts";
+import { GLOBAL_SETTINGS, TARGET_SETTINGS, targets } from "../../services/host/config-schema.ts";
+import { DEFAULT_LIMITS } from "../../src/runtime/resilience/options.ts";
 
 function problemsOf(env: Record<string, string>): readonly string[] {
   try {

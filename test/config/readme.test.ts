@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { TABLE_END, TABLE_START, documentedNames, renderConfigurationTable } from "../../src/config/docs.ts";
+import { TABLE_END, TABLE_START, documentedNames, renderConfigurationTable } from "../../src/devtools/cli/config-docs.ts";
 import { REPO_ROOT } from "../support/exec.ts";
 
 const readme = readFileSync(`${REPO_ROOT}README.md`, "utf8");

@@ -24,7 +24,7 @@ async function generateWith(edit: (src: string) => string, contract = TICKET) {
   writeFileSync(file, edit(readFileSync(file, "utf8")));
   const template = JSON.stringify({
     version: "v2",
-    plugins: [{ local: [BIN("tsx"), join(REPO_ROOT, "src/codegen/protoc-gen-tt-rpc.ts")], out: "out", strategy: "all", opt: ["target=ts"] }],
+    plugins: [{ local: [BIN("tsx"), join(REPO_ROOT, "src/devtools/codegen/protoc-gen-tt-rpc.ts")], out: "out", strategy: "all", opt: ["target=ts"] }],
   });
   return run(BIN("buf"), ["generate", "--template", template], { cwd: dir, timeoutMs: 90_000 });
 }

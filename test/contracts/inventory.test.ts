@@ -5,7 +5,8 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { frameworkContracts, serviceContracts } from "../../src/gen/contracts.ts";
+import { serviceContracts } from "../../src/contracts/gen/contracts.ts";
+import { frameworkContracts } from "../../src/runtime/gen/framework_contracts.ts";
 import { REPO_ROOT } from "../support/exec.ts";
 
 interface Row {

@@ -25,11 +25,11 @@ import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
 import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IPodSpec } from "kubernetes-models/v1/PodSpec";
-import { serviceContracts } from "../../src/gen/contracts.ts";
-import { addressVariable, parseRpcAddress } from "../../src/client/address.ts";
-import { initPki, pkiPaths, rotateLeaf } from "../../src/identity/pki.ts";
-import { createMaterialSource } from "../../src/identity/material.ts";
-import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
+import { serviceContracts } from "../../src/contracts/gen/contracts.ts";
+import { addressVariable, parseRpcAddress } from "../../src/runtime/client/address.ts";
+import { initPki, pkiPaths, rotateLeaf } from "../../src/devtools/pki/dev-ca.ts";
+import { createMaterialSource } from "../../src/runtime/identity/material.ts";
+import { workloadSpiffeId } from "../../src/runtime/identity/spiffe-id.ts";
 import { DRAIN_GRACE_SECONDS, POD_PATHS, downstreamsOf, renderBase } from "../../deploy/generate.ts";
 import { REPO_ROOT } from "../support/exec.ts";
 
@@ -157,9 +157,9 @@ describe("deploy/ manifests", () => {
     const env = (n: string) => container().env?.find((e) => e.name === n);
     const opsPort = contract.defaultPort + 2000;
 
-    it("runs `tt-rpc serve` on the contract's port, Connect off, ops port = port + 2000 on all interfaces", () => {
+    it("runs `tt-service` (the services package bin) on the contract's port, Connect off, ops port = port + 2000 on all interfaces", () => {
       expect(deployment).toBeDefined();
-      expect(container().command).toEqual(["tt-rpc", "serve", name, "--host", "0.0.0.0", "--port", String(contract.defaultPort)]);
+      expect(container().command).toEqual(["tt-service", name, "--host", "0.0.0.0", "--port", String(contract.defaultPort)]);
       expect(container().command).not.toContain("--connect-port");
       expect(container().ports).toEqual([
         { name: "grpc", containerPort: contract.defaultPort, protocol: "TCP" },

@@ -6,29 +6,29 @@
  * the verified caller, tenant and user.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuthServiceContract, createAuthServiceClient } from "../../src/gen/tickettoken/auth/v1/auth_service_rpc.ts";
-import { TicketServiceContract, createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { EventServiceContract, createEventServiceClient } from "../../src/gen/tickettoken/event/v1/event_service_rpc.ts";
-import { PaymentServiceContract, createPaymentServiceClient } from "../../src/gen/tickettoken/payment/v1/payment_service_rpc.ts";
-import { VenueServiceContract, createVenueServiceClient } from "../../src/gen/tickettoken/venue/v1/venue_service_rpc.ts";
-import { OrderServiceContract, createOrderServiceClient } from "../../src/gen/tickettoken/order/v1/order_service_rpc.ts";
-import { MintingServiceContract, createMintingServiceClient } from "../../src/gen/tickettoken/minting/v1/minting_service_rpc.ts";
+import { AuthServiceContract, createAuthServiceClient } from "../../src/contracts/gen/tickettoken/auth/v1/auth_service_rpc.ts";
+import { TicketServiceContract, createTicketServiceClient } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { EventServiceContract, createEventServiceClient } from "../../src/contracts/gen/tickettoken/event/v1/event_service_rpc.ts";
+import { PaymentServiceContract, createPaymentServiceClient } from "../../src/contracts/gen/tickettoken/payment/v1/payment_service_rpc.ts";
+import { VenueServiceContract, createVenueServiceClient } from "../../src/contracts/gen/tickettoken/venue/v1/venue_service_rpc.ts";
+import { OrderServiceContract, createOrderServiceClient } from "../../src/contracts/gen/tickettoken/order/v1/order_service_rpc.ts";
+import { MintingServiceContract, createMintingServiceClient } from "../../src/contracts/gen/tickettoken/minting/v1/minting_service_rpc.ts";
 import {
   NotificationServiceContract,
   createNotificationServiceClient,
-} from "../../src/gen/tickettoken/notification/v1/notification_service_rpc.ts";
-import { TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
-import { PaymentStatus } from "../../src/gen/tickettoken/payment/v1/payment_service_pb.ts";
-import { MintStatus } from "../../src/gen/tickettoken/minting/v1/minting_service_pb.ts";
-import { OrderStatus } from "../../src/gen/tickettoken/order/v1/order_service_pb.ts";
-import { NotificationStatus } from "../../src/gen/tickettoken/notification/v1/notification_service_pb.ts";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
-import { implement, type ServiceRegistration } from "../../src/server/routes.ts";
-import { closeClient, type ServiceClientOptions } from "../../src/client/service-client.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
-import { callContext, type VerifiedCallContext } from "../../src/auth/call-context.ts";
+} from "../../src/contracts/gen/tickettoken/notification/v1/notification_service_rpc.ts";
+import { TicketStatus } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { PaymentStatus } from "../../src/contracts/gen/tickettoken/payment/v1/payment_service_pb.ts";
+import { MintStatus } from "../../src/contracts/gen/tickettoken/minting/v1/minting_service_pb.ts";
+import { OrderStatus } from "../../src/contracts/gen/tickettoken/order/v1/order_service_pb.ts";
+import { NotificationStatus } from "../../src/contracts/gen/tickettoken/notification/v1/notification_service_pb.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
+import { implement, type ServiceRegistration } from "../../src/runtime/server/routes.ts";
+import { closeClient, type ServiceClientOptions } from "../../src/runtime/client/service-client.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
+import { callContext, type VerifiedCallContext } from "../../src/runtime/auth/call-context.ts";
 import type { HandlerContext } from "@connectrpc/connect";
-import type { ServiceName, WorkloadName } from "../../src/identity/workloads.ts";
+import type { ServiceName, WorkloadName } from "../../src/runtime/identity/workloads.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 
 const TENANT = "7c9e6679-7425-40de-944b-e07fc1f90ae7";

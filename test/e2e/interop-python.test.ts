@@ -8,18 +8,18 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
-import { implement } from "../../src/server/routes.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
-import { createCallTokenMinter } from "../../src/auth/call-token.ts";
-import { pkiPaths } from "../../src/identity/pki.ts";
-import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
-import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
+import { createCallTokenMinter } from "../../src/runtime/auth/call-token.ts";
+import { pkiPaths } from "../../src/devtools/pki/dev-ca.ts";
+import { workloadSpiffeId } from "../../src/runtime/identity/spiffe-id.ts";
+import { TicketServiceContract } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import {
   GetTicketStatusRequestSchema,
   GetTicketStatusResponseSchema,
   TicketStatus,
-} from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+} from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 
 const PY = "/usr/bin/python3";

@@ -6,14 +6,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HandlerContext } from "@connectrpc/connect";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
-import { implement } from "../../src/server/routes.ts";
-import { closeClient } from "../../src/client/service-client.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
-import { callContext, type VerifiedCallContext } from "../../src/auth/call-context.ts";
-import { TicketServiceContract, createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { OrderServiceContract, createOrderServiceClient, type OrderServiceClient } from "../../src/gen/tickettoken/order/v1/order_service_rpc.ts";
-import { TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { closeClient } from "../../src/runtime/client/service-client.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
+import { callContext, type VerifiedCallContext } from "../../src/runtime/auth/call-context.ts";
+import { TicketServiceContract, createTicketServiceClient } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { OrderServiceContract, createOrderServiceClient, type OrderServiceClient } from "../../src/contracts/gen/tickettoken/order/v1/order_service_rpc.ts";
+import { TicketStatus } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 
 const TENANT = "tenant-prop";

@@ -1,19 +1,19 @@
 /**
  * The operator workflow from the README, end to end: `npx buf curl` over mTLS
  * with the ops certificate, call tokens and context tokens minted by running
- * the tt-rpc CLI (`tsx src/cli/main.ts token|context-token`), against a real
+ * the tt-rpc CLI (`tsx src/devtools/cli/main.ts token|context-token`), against a real
  * createServer serving ticket-service.
  */
 import type { HandlerContext } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { callContext, type VerifiedCallContext } from "../../src/auth/call-context.ts";
-import { Health } from "../../src/gen/grpc/health/v1/health_pb.ts";
-import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
-import { pkiPaths } from "../../src/identity/pki.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
-import { implement } from "../../src/server/routes.ts";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
+import { callContext, type VerifiedCallContext } from "../../src/runtime/auth/call-context.ts";
+import { Health } from "../../src/runtime/gen/grpc/health/v1/health_pb.ts";
+import { TicketServiceContract } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { TicketStatus } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { pkiPaths } from "../../src/devtools/pki/dev-ca.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
 import { run, type ExecResult } from "../support/exec.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 import { cliEnv, cliOutput } from "../cli/run-cli.ts";

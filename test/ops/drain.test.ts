@@ -15,12 +15,12 @@ import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeClient, createServiceClient } from "../../src/client/service-client.ts";
-import { Health, HealthCheckResponse_ServingStatus as Status } from "../../src/gen/grpc/health/v1/health_pb.ts";
-import { createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { frameworkContract, HEALTH_CALLERS } from "../../src/server/framework-contracts.ts";
-import { createMetrics } from "../../src/observability/metrics.ts";
-import { ResilienceRegistry } from "../../src/resilience/registry.ts";
+import { closeClient, createServiceClient } from "../../src/runtime/client/service-client.ts";
+import { Health, HealthCheckResponse_ServingStatus as Status } from "../../src/runtime/gen/grpc/health/v1/health_pb.ts";
+import { createTicketServiceClient } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { frameworkContract, HEALTH_CALLERS } from "../../src/runtime/server/framework-contracts.ts";
+import { createMetrics } from "../../src/runtime/telemetry/metrics.ts";
+import { ResilienceRegistry } from "../../src/runtime/resilience/registry.ts";
 import { REPO_ROOT } from "../support/exec.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 

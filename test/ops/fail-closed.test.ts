@@ -8,7 +8,7 @@ import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { initPki, pkiPaths } from "../../src/identity/pki.ts";
+import { initPki, pkiPaths } from "../../src/devtools/pki/dev-ca.ts";
 import { REPO_ROOT } from "../support/exec.ts";
 import { CLI_LAUNCHER, cliEnv } from "../cli/run-cli.ts";
 
@@ -42,11 +42,11 @@ interface Exit {
   stderr: string;
 }
 
-/** Starts `node bin/tt-rpc.mjs serve ticket-service --certs <dir> --port 0`. */
+/** Starts the compiled CLI (`node src/devtools/bin/tt-rpc.mjs serve ticket-service --certs <dir> --port 0`, packages from dist/). */
 function startServe(dir: string) {
   const child = spawn(process.execPath, [CLI_LAUNCHER, "serve", SERVICE, "--certs", dir, "--port", "0"], {
     cwd: REPO_ROOT,
-    env: cliEnv(),
+    env: cliEnv({ NODE_OPTIONS: "" }),
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.add(child);

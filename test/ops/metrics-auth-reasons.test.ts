@@ -5,7 +5,7 @@
  * unknown text is "other", so a label can never take an unbounded value.
  */
 import { describe, expect, it } from "vitest";
-import { AUTH_FAILURE_REASONS, classifyAuthFailure } from "../../src/observability/auth-failure.ts";
+import { AUTH_FAILURE_REASONS, classifyAuthFailure } from "../../src/runtime/auth/auth-failure.ts";
 
 const JTI = "AAAAAAAAAAAAAAAAAAAAAA";
 

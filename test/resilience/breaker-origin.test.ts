@@ -10,7 +10,7 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { pkiPaths } from "../../src/identity/pki.ts";
+import { pkiPaths } from "../../src/devtools/pki/dev-ca.ts";
 import { startHarness, testClient, timed, TENANT, type Harness, type TestClient } from "./harness.ts";
 
 let h: Harness;

@@ -6,11 +6,11 @@ import { describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { RetryInfoSchema } from "../../src/gen/google/rpc/error_details_pb.ts";
+import { RetryInfoSchema } from "../../src/runtime/gen/google/rpc/error_details_pb.ts";
 import * as grpc from "@grpc/grpc-js";
-import { answeredByServer } from "../../src/client/grpc-js-transport.ts";
-import { markServerAnswer } from "../../src/wire/downstream.ts";
-import { isAvailabilityFailure, isInfrastructureFailure, localRejection, neverSent, pushbackMs } from "../../src/resilience/classify.ts";
+import { answeredByServer } from "../../src/runtime/client/grpc-js-transport.ts";
+import { markServerAnswer } from "../../src/runtime/wire/downstream.ts";
+import { isAvailabilityFailure, isInfrastructureFailure, localRejection, neverSent, pushbackMs } from "../../src/runtime/resilience/classify.ts";
 
 const withHeader = (value: string) => new ConnectError("x", Code.Unavailable, { "grpc-retry-pushback-ms": value });
 

@@ -5,15 +5,15 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { STALE_HEADER, staleAge } from "../../src/resilience/policy-stack.ts";
-import { ResilienceRegistry } from "../../src/resilience/registry.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
-import { closeClient } from "../../src/client/service-client.ts";
-import { createVenueServiceClient } from "../../src/gen/tickettoken/venue/v1/venue_service_rpc.ts";
-import { createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { PaymentServiceContract, createPaymentServiceClient } from "../../src/gen/tickettoken/payment/v1/payment_service_rpc.ts";
-import { createServer } from "../../src/server/server.ts";
-import { implement } from "../../src/server/routes.ts";
+import { STALE_HEADER, staleAge } from "../../src/runtime/resilience/policy-stack.ts";
+import { ResilienceRegistry } from "../../src/runtime/resilience/registry.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
+import { closeClient } from "../../src/runtime/client/service-client.ts";
+import { createVenueServiceClient } from "../../src/contracts/gen/tickettoken/venue/v1/venue_service_rpc.ts";
+import { createTicketServiceClient } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { PaymentServiceContract, createPaymentServiceClient } from "../../src/contracts/gen/tickettoken/payment/v1/payment_service_rpc.ts";
+import { createServer } from "../../src/runtime/server/server.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
 import { startHarness, testClient, timed, OTHER_TENANT, TENANT, type Harness, type TestClient } from "./harness.ts";
 
 let h: Harness;

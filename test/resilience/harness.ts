@@ -5,12 +5,12 @@
  */
 import { Writable } from "node:stream";
 import { pino } from "pino";
-import { TicketServiceContract, type TicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { closeClient, createServiceClient } from "../../src/client/service-client.ts";
-import { ResilienceRegistry } from "../../src/resilience/registry.ts";
-import type { ResilienceEvent } from "../../src/resilience/events.ts";
-import type { ResilienceOptions } from "../../src/resilience/options.ts";
-import type { MaterialSource } from "../../src/identity/material.ts";
+import { TicketServiceContract, type TicketServiceClient } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { closeClient, createServiceClient } from "../../src/runtime/client/service-client.ts";
+import { ResilienceRegistry } from "../../src/runtime/resilience/registry.ts";
+import type { ResilienceEvent } from "../../src/runtime/resilience/events.ts";
+import type { ResilienceOptions } from "../../src/runtime/resilience/options.ts";
+import type { MaterialSource } from "../../src/runtime/identity/material.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 import { createScriptedServer, type ScriptedServer } from "../support/scripted-server.ts";
 import { createFaultProxy, type FaultProxy } from "../support/fault-proxy.ts";

@@ -4,7 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { downstreamInfo } from "../../src/wire/downstream.ts";
+import { downstreamInfo } from "../../src/runtime/wire/downstream.ts";
 import { startHarness, testClient, timed, TENANT, type Harness, type TestClient } from "./harness.ts";
 
 let h: Harness;

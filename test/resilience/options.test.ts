@@ -3,7 +3,7 @@
  * a clear startup error for a bad value.
  */
 import { describe, expect, it } from "vitest";
-import { DEFAULT_LIMITS, envNames, resolveLimits } from "../../src/resilience/options.ts";
+import { DEFAULT_LIMITS, envNames, resolveLimits } from "../../src/runtime/resilience/options.ts";
 
 describe("resilience limits", () => {
   it("default to SPEC section 5", () => {

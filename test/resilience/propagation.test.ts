@@ -6,13 +6,13 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
-import { implement } from "../../src/server/routes.ts";
-import { closeClient } from "../../src/client/service-client.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
-import { ResilienceRegistry } from "../../src/resilience/registry.ts";
-import { TicketServiceContract, createTicketServiceClient, type TicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { OrderServiceContract, createOrderServiceClient, type OrderServiceClient } from "../../src/gen/tickettoken/order/v1/order_service_rpc.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { closeClient } from "../../src/runtime/client/service-client.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
+import { ResilienceRegistry } from "../../src/runtime/resilience/registry.ts";
+import { TicketServiceContract, createTicketServiceClient, type TicketServiceClient } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { OrderServiceContract, createOrderServiceClient, type OrderServiceClient } from "../../src/contracts/gen/tickettoken/order/v1/order_service_rpc.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 
 const TENANT = "tenant-abc";

@@ -6,8 +6,8 @@
  * expires, and a Redis that is down makes every method reject.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRedisDedupeStore } from "../../src/resilience/redis-dedupe-store.ts";
-import type { DedupeBegin, DedupeStore } from "../../src/resilience/dedupe-store.ts";
+import { createRedisDedupeStore } from "../../src/runtime/resilience/redis-dedupe-store.ts";
+import type { DedupeBegin, DedupeStore } from "../../src/runtime/resilience/dedupe-store.ts";
 import { startRedis, type TestRedis } from "../support/redis.ts";
 
 let redis: TestRedis;

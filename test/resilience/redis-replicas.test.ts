@@ -15,14 +15,14 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTicketServiceClient, TicketServiceContract, type TicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
-import { implement } from "../../src/server/routes.ts";
-import { closeClient } from "../../src/client/service-client.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
-import { ResilienceRegistry } from "../../src/resilience/registry.ts";
-import { createStateBackends, type StateBackends } from "../../src/server/state-backends.ts";
+import { createTicketServiceClient, TicketServiceContract, type TicketServiceClient } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { TicketStatus } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { closeClient } from "../../src/runtime/client/service-client.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
+import { ResilienceRegistry } from "../../src/runtime/resilience/registry.ts";
+import { createStateBackends, type StateBackends } from "../../src/runtime/server/state-backends.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 import { captureLogs, type CapturedLogs } from "../support/log-capture.ts";
 import { startRedis, type TestRedis } from "../support/redis.ts";

@@ -8,8 +8,8 @@
 import { createServer as createTcpServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import { createStateBackends, parseRedisUrl, REDIS_URL_VARIABLE } from "../../src/server/state-backends.ts";
-import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
+import { createStateBackends, parseRedisUrl, REDIS_URL_VARIABLE } from "../../src/runtime/server/state-backends.ts";
+import { workloadSpiffeId } from "../../src/runtime/identity/spiffe-id.ts";
 import { startRedis, type TestRedis } from "../support/redis.ts";
 
 let redis: TestRedis;

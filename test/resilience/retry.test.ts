@@ -5,14 +5,14 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { downstreamInfo } from "../../src/wire/downstream.ts";
+import { downstreamInfo } from "../../src/runtime/wire/downstream.ts";
 import { startHarness, testClient, timed, TENANT, UndeclaredTransferContract, type Harness, type TestClient } from "./harness.ts";
 import { createTestPki } from "../support/pki.ts";
 import { createFaultProxy } from "../support/fault-proxy.ts";
-import { createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { closeClient } from "../../src/client/service-client.ts";
-import { ResilienceRegistry } from "../../src/resilience/registry.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
+import { createTicketServiceClient } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { closeClient } from "../../src/runtime/client/service-client.ts";
+import { ResilienceRegistry } from "../../src/runtime/resilience/registry.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
 
 let h: Harness;
 const open: TestClient[] = [];

@@ -23,29 +23,29 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape }
 import { Code, ConnectError, createClient, type HandlerContext } from "@connectrpc/connect";
 import type { JWK } from "jose";
 import { pino } from "pino";
-import { TicketServiceContract, createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { EventServiceContract } from "../../src/gen/tickettoken/event/v1/event_service_rpc.ts";
+import { TicketServiceContract, createTicketServiceClient } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { EventServiceContract } from "../../src/contracts/gen/tickettoken/event/v1/event_service_rpc.ts";
 import {
   GetTicketStatusRequestSchema,
   GetTicketStatusResponseSchema,
   TicketService,
   TicketStatus,
-} from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
-import { GetEventRequestSchema, GetEventResponseSchema } from "../../src/gen/tickettoken/event/v1/event_service_pb.ts";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
-import { implement } from "../../src/server/routes.ts";
-import { closeClient } from "../../src/client/service-client.ts";
-import { createGrpcJsTransport } from "../../src/client/grpc-js-transport.ts";
-import { callTokenInterceptor, rotatingMinter } from "../../src/client/security-interceptor.ts";
-import { callContext, type VerifiedCallContext } from "../../src/auth/call-context.ts";
-import { createCallTokenMinter } from "../../src/auth/call-token.ts";
-import type { IdentityMaterial, MaterialSource } from "../../src/identity/material.ts";
-import { pkiPaths, rotateJwtKey, rotateLeaf } from "../../src/identity/pki.ts";
-import { importPrivateKeyPem, type CaMaterial, type IssuedCert } from "../../src/identity/cert-issue.ts";
+} from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { GetEventRequestSchema, GetEventResponseSchema } from "../../src/contracts/gen/tickettoken/event/v1/event_service_pb.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { closeClient } from "../../src/runtime/client/service-client.ts";
+import { createGrpcJsTransport } from "../../src/runtime/client/grpc-js-transport.ts";
+import { callTokenInterceptor, rotatingMinter } from "../../src/runtime/client/security-interceptor.ts";
+import { callContext, type VerifiedCallContext } from "../../src/runtime/auth/call-context.ts";
+import { createCallTokenMinter } from "../../src/runtime/auth/call-token.ts";
+import type { IdentityMaterial, MaterialSource } from "../../src/runtime/identity/material.ts";
+import { pkiPaths, rotateJwtKey, rotateLeaf } from "../../src/devtools/pki/dev-ca.ts";
+import { importPrivateKeyPem, type CaMaterial, type IssuedCert } from "../../src/devtools/pki/cert-issue.ts";
 import { issueTestLeaf, type TestLeafKind } from "../support/test-certs.ts";
-import * as x509 from "../../src/identity/x509.ts";
-import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
-import type { WorkloadName } from "../../src/identity/workloads.ts";
+import * as x509 from "../../src/runtime/identity/x509.ts";
+import { workloadSpiffeId } from "../../src/runtime/identity/spiffe-id.ts";
+import type { WorkloadName } from "../../src/runtime/identity/workloads.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 import { rawGrpcUnary } from "../support/adversarial-h2.ts";
 import { createAdversarialKit, type Attempt } from "../support/adversarial-cases.ts";

@@ -1,11 +1,11 @@
 import { webcrypto } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CompactSign, generateKeyPair, type JWK } from "jose";
-import { AuthError } from "../../src/auth/errors.ts";
-import { createCallTokenMinter, createCallTokenVerifier } from "../../src/auth/call-token.ts";
-import { contextTokenHash } from "../../src/auth/context-token.ts";
-import { generateSigningKey, publicJwk, type SigningJwk } from "../../src/auth/keys.ts";
-import { createReplayCache } from "../../src/auth/replay-cache.ts";
+import { AuthError } from "../../src/runtime/auth/errors.ts";
+import { createCallTokenMinter, createCallTokenVerifier } from "../../src/runtime/auth/call-token.ts";
+import { contextTokenHash } from "../../src/runtime/auth/context-token.ts";
+import { generateSigningKey, publicJwk, type SigningJwk } from "../../src/runtime/auth/keys.ts";
+import { createReplayCache } from "../../src/runtime/auth/replay-cache.ts";
 
 const A = "spiffe://tickettoken.internal/ns/dev/sa/api-gateway";
 const B = "spiffe://tickettoken.internal/ns/dev/sa/event-service";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { CONTEXT_ENTRY_OVERHEAD_BYTES, contextEntryBytes, createContextCache } from "../../src/auth/context-cache.ts";
-import type { CallContext } from "../../src/auth/context-token.ts";
+import { CONTEXT_ENTRY_OVERHEAD_BYTES, contextEntryBytes, createContextCache } from "../../src/runtime/auth/context-cache.ts";
+import type { CallContext } from "../../src/runtime/auth/context-token.ts";
 
 const NOW = 1_800_000_000;
 const KID = "kid-1";

@@ -1,13 +1,13 @@
 import { webcrypto } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
-import { AuthError } from "../../src/auth/errors.ts";
-import { createCallTokenMinter } from "../../src/auth/call-token.ts";
+import { AuthError } from "../../src/runtime/auth/errors.ts";
+import { createCallTokenMinter } from "../../src/runtime/auth/call-token.ts";
 import {
   contextTokenHash,
   createContextTokenMinter,
   createContextTokenVerifier,
-} from "../../src/auth/context-token.ts";
-import { generateSigningKey, publicJwk, type SigningJwk } from "../../src/auth/keys.ts";
+} from "../../src/runtime/auth/context-token.ts";
+import { generateSigningKey, publicJwk, type SigningJwk } from "../../src/runtime/auth/keys.ts";
 
 const ISSUER = "spiffe://tickettoken.internal/ns/dev/sa/api-gateway";
 const NOW_MS = 1_800_000_000_000;

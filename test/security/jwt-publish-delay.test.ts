@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { initPki, JWT_KEY_PUBLISH_DELAY_MS, loadTrustBundle, loadWorkloadMaterial, pkiPaths, rotateJwtKey } from "../../src/identity/pki.ts";
-import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
+import { initPki, JWT_KEY_PUBLISH_DELAY_MS, loadTrustBundle, loadWorkloadMaterial, pkiPaths, rotateJwtKey } from "../../src/devtools/pki/dev-ca.ts";
+import { workloadSpiffeId } from "../../src/runtime/identity/spiffe-id.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tt-jwt-delay-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -2,16 +2,16 @@ import { X509Certificate as NodeX509 } from "node:crypto";
 import * as tls from "node:tls";
 import type { AddressInfo } from "node:net";
 import { beforeAll, describe, expect, it } from "vitest";
-import * as x509 from "../../src/identity/x509.ts";
+import * as x509 from "../../src/runtime/identity/x509.ts";
 import {
   LeafCheckError,
   createPeerIdentityCache,
   inspectPeerLeaf,
   type LeafCheckCode,
-} from "../../src/identity/leaf-checks.ts";
-import { type CaMaterial, type IssuedCert, issueCertificate, issueWorkloadLeaf } from "../../src/identity/cert-issue.ts";
+} from "../../src/runtime/identity/leaf-checks.ts";
+import { type CaMaterial, type IssuedCert, issueCertificate, issueWorkloadLeaf } from "../../src/devtools/pki/cert-issue.ts";
 import { BAD_LEAF_KINDS, type TestLeafKind, createTestCa, issueTestLeaf } from "../support/test-certs.ts";
-import { TRUST_DOMAIN } from "../../src/identity/spiffe-id.ts";
+import { TRUST_DOMAIN } from "../../src/runtime/identity/spiffe-id.ts";
 
 const opts = { trustDomain: TRUST_DOMAIN };
 const der = (leaf: IssuedCert) => new Uint8Array(leaf.cert.rawData);

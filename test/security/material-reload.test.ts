@@ -7,9 +7,9 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createMaterialSource, type MaterialSource, type MaterialSourceOptions } from "../../src/identity/material.ts";
-import { pkiPaths, rotateLeaf } from "../../src/identity/pki.ts";
-import { createLogger } from "../../src/observability/logger.ts";
+import { createMaterialSource, type MaterialSource, type MaterialSourceOptions } from "../../src/runtime/identity/material.ts";
+import { pkiPaths, rotateLeaf } from "../../src/devtools/pki/dev-ca.ts";
+import { createLogger } from "../../src/runtime/observability/logger.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 
 const WORKLOAD = "ticket-service";

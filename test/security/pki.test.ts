@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { calculateJwkThumbprint, importJWK, jwtVerify, SignJWT } from "jose";
-import * as x509 from "../../src/identity/x509.ts";
+import * as x509 from "../../src/runtime/identity/x509.ts";
 import {
   PkiError,
   initPki,
@@ -14,10 +14,10 @@ import {
   pkiPaths,
   rotateJwtKey,
   rotateLeaf,
-} from "../../src/identity/pki.ts";
-import { SERVICE_NAMES, WORKLOAD_NAMES } from "../../src/identity/workloads.ts";
-import { parseKeyFile } from "../../src/identity/jwt-keys.ts";
-import { runCerts } from "../../src/cli/certs.ts";
+} from "../../src/devtools/pki/dev-ca.ts";
+import { SERVICE_NAMES, WORKLOAD_NAMES } from "../../src/runtime/identity/workloads.ts";
+import { parseKeyFile } from "../../src/runtime/identity/jwt-keys.ts";
+import { runCerts } from "../../src/devtools/cli/certs.ts";
 
 const HOUR = 3_600_000;
 const tempDirs: string[] = [];

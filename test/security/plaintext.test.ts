@@ -11,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as net from "node:net";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
-import { implement } from "../../src/server/routes.ts";
-import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { pkiPaths } from "../../src/identity/pki.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { TicketServiceContract } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { pkiPaths } from "../../src/devtools/pki/dev-ca.ts";
 import { captureLogs } from "../support/log-capture.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 

@@ -15,20 +15,20 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
-import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { EventServiceContract } from "../../src/gen/tickettoken/event/v1/event_service_rpc.ts";
+import { TicketServiceContract } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { EventServiceContract } from "../../src/contracts/gen/tickettoken/event/v1/event_service_rpc.ts";
 import {
   GetTicketStatusRequestSchema,
   GetTicketStatusResponseSchema,
   TicketStatus,
-} from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
-import { GetEventRequestSchema, GetEventResponseSchema } from "../../src/gen/tickettoken/event/v1/event_service_pb.ts";
-import { callContext } from "../../src/auth/call-context.ts";
-import type { MaterialSource } from "../../src/identity/material.ts";
-import { pkiPaths } from "../../src/identity/pki.ts";
-import type { WorkloadName } from "../../src/identity/workloads.ts";
-import { implement } from "../../src/server/routes.ts";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
+} from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { GetEventRequestSchema, GetEventResponseSchema } from "../../src/contracts/gen/tickettoken/event/v1/event_service_pb.ts";
+import { callContext } from "../../src/runtime/auth/call-context.ts";
+import type { MaterialSource } from "../../src/runtime/identity/material.ts";
+import { pkiPaths } from "../../src/devtools/pki/dev-ca.ts";
+import type { WorkloadName } from "../../src/runtime/identity/workloads.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
 import {
   createAdversarialKit,
   EVENT_PATH,

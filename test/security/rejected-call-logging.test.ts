@@ -11,11 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { pino } from "pino";
-import { GetTicketStatusRequestSchema, TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
-import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { pkiPaths } from "../../src/identity/pki.ts";
-import { implement } from "../../src/server/routes.ts";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
+import { GetTicketStatusRequestSchema, TicketStatus } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { TicketServiceContract } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { pkiPaths } from "../../src/devtools/pki/dev-ca.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 
 const PATH = TicketServiceContract.methods.getTicketStatus.path;

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { createReplayCache, REPLAY_CACHE_DEFAULTS, REPLAY_ENTRY_BYTES, type MemoryReplayCache } from "../../src/auth/replay-cache.ts";
-import { CALL_TOKEN_FRESHNESS_SECONDS, CALL_TOKEN_LIFETIME_SECONDS, replayKeepUntil } from "../../src/auth/call-token.ts";
-import { CLOCK_SKEW_SECONDS } from "../../src/auth/keys.ts";
+import { createReplayCache, REPLAY_CACHE_DEFAULTS, REPLAY_ENTRY_BYTES, type MemoryReplayCache } from "../../src/runtime/auth/replay-cache.ts";
+import { CALL_TOKEN_FRESHNESS_SECONDS, CALL_TOKEN_LIFETIME_SECONDS, replayKeepUntil } from "../../src/runtime/auth/call-token.ts";
+import { CLOCK_SKEW_SECONDS } from "../../src/runtime/auth/keys.ts";
 
 const T0 = 1_800_000_000; // epoch seconds
 const A = "spiffe://tickettoken.internal/ns/dev/sa/api-gateway";

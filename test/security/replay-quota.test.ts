@@ -5,13 +5,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConnectError } from "@connectrpc/connect";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
-import { implement } from "../../src/server/routes.ts";
-import { closeClient } from "../../src/client/service-client.ts";
-import { createLogger } from "../../src/observability/logger.ts";
-import { createReplayCache } from "../../src/auth/replay-cache.ts";
-import { TicketServiceContract, createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { closeClient } from "../../src/runtime/client/service-client.ts";
+import { createLogger } from "../../src/runtime/observability/logger.ts";
+import { createReplayCache } from "../../src/runtime/auth/replay-cache.ts";
+import { TicketServiceContract, createTicketServiceClient } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { TicketStatus } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 
 const TENANT = "tenant-quota";

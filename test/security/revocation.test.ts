@@ -6,16 +6,16 @@
  */
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
-import { implement } from "../../src/server/routes.ts";
-import { closeClient } from "../../src/client/service-client.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
-import { pkiPaths } from "../../src/identity/pki.ts";
-import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
-import { generateSigningKey, publicJwk } from "../../src/auth/keys.ts";
-import { TicketServiceContract, createTicketServiceClient } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
-import type { MaterialSource } from "../../src/identity/material.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { closeClient } from "../../src/runtime/client/service-client.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
+import { pkiPaths } from "../../src/devtools/pki/dev-ca.ts";
+import { workloadSpiffeId } from "../../src/runtime/identity/spiffe-id.ts";
+import { generateSigningKey, publicJwk } from "../../src/runtime/auth/keys.ts";
+import { TicketServiceContract, createTicketServiceClient } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { TicketStatus } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import type { MaterialSource } from "../../src/runtime/identity/material.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 
 const TENANT = "tenant-rev";

@@ -5,7 +5,7 @@ import {
   parseSpiffeId,
   parseWorkloadId,
   workloadSpiffeId,
-} from "../../src/identity/spiffe-id.ts";
+} from "../../src/runtime/identity/spiffe-id.ts";
 
 const VALID: Array<[string, string, string]> = [
   // [input, trust domain, path]

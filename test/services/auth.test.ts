@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
-import { createAuthServiceClient, type AuthServiceClient } from "../../src/gen/tickettoken/auth/v1/auth_service_rpc.ts";
+import { createAuthServiceClient, type AuthServiceClient } from "../../src/contracts/gen/tickettoken/auth/v1/auth_service_rpc.ts";
 import { authModule } from "../../services/auth/index.ts";
 import { createSqliteAuthStore } from "../../services/auth/store.ts";
 import { createUserTokens, mintUserToken, type UserTokens } from "../../services/auth/user-tokens.ts";

@@ -6,11 +6,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { serviceContracts } from "../../src/gen/contracts.ts";
+import { serviceContracts } from "../../src/contracts/gen/contracts.ts";
 import { serviceModules } from "../../services/index.ts";
 import type { ServiceModule } from "../../services/shared/runtime.ts";
 import { openService } from "../../services/shared/runtime.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
 import { REPO_ROOT } from "../support/exec.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 

@@ -14,8 +14,8 @@ import { Code, type CallOptions } from "@connectrpc/connect";
 import {
   createNotificationServiceClient,
   type NotificationServiceClient,
-} from "../../src/gen/tickettoken/notification/v1/notification_service_rpc.ts";
-import { NotificationPriority, NotificationStatus } from "../../src/gen/tickettoken/notification/v1/notification_service_pb.ts";
+} from "../../src/contracts/gen/tickettoken/notification/v1/notification_service_rpc.ts";
+import { NotificationPriority, NotificationStatus } from "../../src/contracts/gen/tickettoken/notification/v1/notification_service_pb.ts";
 import { notificationModule } from "../../services/notification/index.ts";
 import { createSqliteNotificationStore, type NotificationStore } from "../../services/notification/store.ts";
 import { registerDevice } from "../../services/notification/devices.ts";

@@ -5,11 +5,11 @@
  * so a test can prove a keyed notice reached it and was applied once.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
-import { implement } from "../../src/server/routes.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
-import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { CancelTicketOutcome } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
+import { TicketServiceContract } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { CancelTicketOutcome } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 import type { TestPki } from "../support/pki.ts";
 
 export interface FakeTicket {

@@ -6,10 +6,10 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Code, type CallOptions } from "@connectrpc/connect";
-import { createPaymentServiceClient, type PaymentServiceClient } from "../../src/gen/tickettoken/payment/v1/payment_service_rpc.ts";
-import { PaymentStatus } from "../../src/gen/tickettoken/payment/v1/payment_service_pb.ts";
-import { ResilienceRegistry } from "../../src/resilience/registry.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
+import { createPaymentServiceClient, type PaymentServiceClient } from "../../src/contracts/gen/tickettoken/payment/v1/payment_service_rpc.ts";
+import { PaymentStatus } from "../../src/contracts/gen/tickettoken/payment/v1/payment_service_pb.ts";
+import { ResilienceRegistry } from "../../src/runtime/resilience/registry.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
 import { paymentModule } from "../../services/payment/index.ts";
 import { ACME, GLOBEX } from "../../services/shared/demo-data.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";

@@ -9,12 +9,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { closeClient } from "../../src/client/service-client.ts";
-import { createTicketServiceClient, TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
-import { implement } from "../../src/server/routes.ts";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
+import { closeClient } from "../../src/runtime/client/service-client.ts";
+import { createTicketServiceClient, TicketServiceContract } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { TicketStatus } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
 import { createSqliteDedupeStore } from "../../services/shared/sqlite-dedupe-store.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";
 

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
-import { createVenueServiceClient, type VenueServiceClient } from "../../src/gen/tickettoken/venue/v1/venue_service_rpc.ts";
+import { createVenueServiceClient, type VenueServiceClient } from "../../src/contracts/gen/tickettoken/venue/v1/venue_service_rpc.ts";
 import { venueModule } from "../../services/venue/index.ts";
 import { ACME, GLOBEX } from "../../services/shared/demo-data.ts";
 import { createTestPki, type TestPki } from "../support/pki.ts";

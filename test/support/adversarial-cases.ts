@@ -12,16 +12,16 @@
 import { createHmac, createPublicKey, randomBytes } from "node:crypto";
 import { expect } from "vitest";
 import { CompactSign, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
-import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { EventServiceContract } from "../../src/gen/tickettoken/event/v1/event_service_rpc.ts";
-import type { VerifiedCallContext } from "../../src/auth/call-context.ts";
-import { createCallTokenMinter } from "../../src/auth/call-token.ts";
-import { contextTokenHash, createContextTokenMinter } from "../../src/auth/context-token.ts";
-import { generateSigningKey } from "../../src/auth/keys.ts";
-import type { IdentityMaterial } from "../../src/identity/material.ts";
-import { loadContextSigningKey } from "../../src/identity/pki.ts";
-import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
-import type { WorkloadName } from "../../src/identity/workloads.ts";
+import { TicketServiceContract } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { EventServiceContract } from "../../src/contracts/gen/tickettoken/event/v1/event_service_rpc.ts";
+import type { VerifiedCallContext } from "../../src/runtime/auth/call-context.ts";
+import { createCallTokenMinter } from "../../src/runtime/auth/call-token.ts";
+import { contextTokenHash, createContextTokenMinter } from "../../src/runtime/auth/context-token.ts";
+import { generateSigningKey } from "../../src/runtime/auth/keys.ts";
+import type { IdentityMaterial } from "../../src/runtime/identity/material.ts";
+import { loadContextSigningKey } from "../../src/devtools/pki/dev-ca.ts";
+import { workloadSpiffeId } from "../../src/runtime/identity/spiffe-id.ts";
+import type { WorkloadName } from "../../src/runtime/identity/workloads.ts";
 
 export const TENANT = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 export const OTHER_TENANT = "0b6f3c1e-9f7e-4d1a-8c55-3e2d1f0a9b77";

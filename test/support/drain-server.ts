@@ -12,12 +12,12 @@
  * one last log line, exit 0. Exits when the parent goes away.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { createMaterialSource } from "../../src/identity/material.ts";
-import { createLogger, flushLogger } from "../../src/observability/logger.ts";
-import { createServer } from "../../src/server/server.ts";
-import { implement } from "../../src/server/routes.ts";
-import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { createMaterialSource } from "../../src/runtime/identity/material.ts";
+import { createLogger, flushLogger } from "../../src/runtime/observability/logger.ts";
+import { createServer } from "../../src/runtime/server/server.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { TicketServiceContract } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { TicketStatus } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 
 const [dir, delayArg, graceArg] = process.argv.slice(2);
 if (!dir || !delayArg || !graceArg || !process.send) {

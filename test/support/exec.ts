@@ -4,6 +4,8 @@ import { fileURLToPath } from "node:url";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const BIN = (name: string) => `${REPO_ROOT}node_modules/.bin/${name}`;
+/** Node flag that resolves the workspace packages (@tickettoken/*) to their TypeScript sources, not dist/. */
+export const SOURCE_CONDITION = "--conditions=tt-rpc-source";
 
 export interface ExecResult {
   code: number;

@@ -6,11 +6,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { initPki, loadContextSigningKey } from "../../src/identity/pki.ts";
-import { createMaterialSource, type MaterialSource } from "../../src/identity/material.ts";
-import { createContextTokenMinter } from "../../src/auth/context-token.ts";
-import { workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
-import type { WorkloadName } from "../../src/identity/workloads.ts";
+import { initPki, loadContextSigningKey } from "../../src/devtools/pki/dev-ca.ts";
+import { createMaterialSource, type MaterialSource } from "../../src/runtime/identity/material.ts";
+import { createContextTokenMinter } from "../../src/runtime/auth/context-token.ts";
+import { workloadSpiffeId } from "../../src/runtime/identity/spiffe-id.ts";
+import type { WorkloadName } from "../../src/runtime/identity/workloads.ts";
 
 export interface TestPki {
   readonly dir: string;

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
-import { createRedisClient, parseRedisUrl } from "../../src/server/state-backends.ts";
+import { createRedisClient, parseRedisUrl } from "../../src/runtime/server/state-backends.ts";
 import { freePort } from "./ports.ts";
 
 export const REDIS_SERVER = "redis-server";

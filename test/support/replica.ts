@@ -10,12 +10,12 @@
  * answers "count" with { count, pid }; stops on "stop" or SIGTERM, and exits
  * when the parent goes away (IPC closed), so a killed test leaves no orphan.
  */
-import { createMaterialSource } from "../../src/identity/material.ts";
-import { createServer } from "../../src/server/server.ts";
-import { implement } from "../../src/server/routes.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
-import { TicketServiceContract } from "../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import { TicketStatus } from "../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { createMaterialSource } from "../../src/runtime/identity/material.ts";
+import { createServer } from "../../src/runtime/server/server.ts";
+import { implement } from "../../src/runtime/server/routes.ts";
+import { silentLogger } from "../../src/runtime/observability/logger.ts";
+import { TicketServiceContract } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
+import { TicketStatus } from "../../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 
 const [dir, portArg] = process.argv.slice(2);
 if (!dir || portArg === undefined || !process.send) {

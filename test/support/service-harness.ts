@@ -9,12 +9,12 @@
  *   await client.getVenue({ tenantId: ACME, venueId: "v-1" }, await venue.as(ACME, "u-1"));
  */
 import { ConnectError, type CallOptions } from "@connectrpc/connect";
-import { BadRequestSchema } from "../../src/gen/google/rpc/error_details_pb.ts";
-import { createServer, type RpcServer } from "../../src/server/server.ts";
-import { closeClient, type ServiceClientOptions } from "../../src/client/service-client.ts";
-import { addressVariable } from "../../src/client/address.ts";
-import { silentLogger, type Logger } from "../../src/observability/logger.ts";
-import type { WorkloadName } from "../../src/identity/workloads.ts";
+import { BadRequestSchema } from "../../src/runtime/gen/google/rpc/error_details_pb.ts";
+import { createServer, type RpcServer } from "../../src/runtime/server/server.ts";
+import { closeClient, type ServiceClientOptions } from "../../src/runtime/client/service-client.ts";
+import { addressVariable } from "../../src/runtime/client/address.ts";
+import { silentLogger, type Logger } from "../../src/runtime/observability/logger.ts";
+import type { WorkloadName } from "../../src/runtime/identity/workloads.ts";
 import { openService, type OpenService, type ServiceModule } from "../../services/shared/runtime.ts";
 import type { TestPki } from "./pki.ts";
 

@@ -10,11 +10,11 @@ import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { addressVariable } from "../../src/client/address.ts";
-import { REPO_ROOT } from "./exec.ts";
+import { addressVariable } from "../../src/runtime/client/address.ts";
+import { REPO_ROOT, SOURCE_CONDITION } from "./exec.ts";
 import { freePort } from "./ports.ts";
 
-const MAIN = join(REPO_ROOT, "src/cli/main.ts");
+const MAIN = join(REPO_ROOT, "src/devtools/cli/main.ts");
 const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 
 export interface ServiceProcess {
@@ -65,7 +65,7 @@ export async function serviceProcesses(opts: {
     if (port === undefined) throw new Error(`${service} is not one of this test's services`);
     const child = spawn(
       process.execPath,
-      ["--import", TSX_LOADER, MAIN, "serve", service, "--certs", opts.certs, "--data", opts.dataDir, "--port", String(port)],
+      [SOURCE_CONDITION, "--import", TSX_LOADER, MAIN, "serve", service, "--certs", opts.certs, "--data", opts.dataDir, "--port", String(port)],
       { cwd: REPO_ROOT, env: { TT_RPC_DRAIN_DELAY_MS: "0", ...process.env, ...opts.env, ...env, ...extraEnv, TT_RPC_LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "pipe"] },
     );
     let log = logs.get(service);

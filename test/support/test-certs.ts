@@ -4,7 +4,7 @@
  * Each bad kind breaks exactly one rule, so a test can tell which check
  * caught it.
  */
-import * as x509 from "../../src/identity/x509.ts";
+import * as x509 from "../../src/runtime/identity/x509.ts";
 import {
   type CaMaterial,
   type IssuedCert,
@@ -16,8 +16,8 @@ import {
   issueWorkloadLeaf,
   privateKeyToPem,
   toSecond,
-} from "../../src/identity/cert-issue.ts";
-import { TRUST_DOMAIN, workloadSpiffeId } from "../../src/identity/spiffe-id.ts";
+} from "../../src/devtools/pki/cert-issue.ts";
+import { TRUST_DOMAIN, workloadSpiffeId } from "../../src/runtime/identity/spiffe-id.ts";
 
 export type TestLeafKind =
   | "good"

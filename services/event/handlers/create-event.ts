@@ -13,15 +13,15 @@ import { createHash } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { staleAge } from "../../../src/resilience/policy-stack.ts";
-import type { VenueServiceClient } from "../../../src/gen/tickettoken/venue/v1/venue_service_rpc.ts";
+import { staleAge } from "@tickettoken/rpc";
+import type { VenueServiceClient } from "@tickettoken/contracts/tickettoken/venue/v1/venue_service_rpc";
 import {
   CreateEventRequestSchema,
   type CreateEventRequest,
   type CreateEventResponse,
-} from "../../../src/gen/tickettoken/event/v1/event_service_pb.ts";
-import type { Venue } from "../../../src/gen/tickettoken/venue/v1/venue_service_pb.ts";
-import type { Logger } from "../../../src/observability/logger.ts";
+} from "@tickettoken/contracts/tickettoken/event/v1/event_service_pb";
+import type { Venue } from "@tickettoken/contracts/tickettoken/venue/v1/venue_service_pb";
+import type { Logger } from "@tickettoken/rpc";
 import { idempotencyKeyOf, tenantOf, userOf } from "../../shared/context.ts";
 import { failedPrecondition, notFound } from "../../shared/errors.ts";
 import { newId } from "../../shared/ids.ts";

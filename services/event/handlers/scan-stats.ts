@@ -3,9 +3,9 @@
  * (GetEventTicketStats), and what follows from them and the clock: entry rate,
  * capacity use, and where the event stands in time.
  */
-import type { GetEventTicketStatsResponse } from "../../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import type { GetEventTicketStatsResponse } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_pb";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { EventEntryMetricsSchema, EventTimingSchema } from "../../../src/gen/tickettoken/event/v1/event_service_pb.ts";
+import type { EventEntryMetricsSchema, EventTimingSchema } from "@tickettoken/contracts/tickettoken/event/v1/event_service_pb";
 import type { EventRow } from "../store.ts";
 
 const MINUTE_MS = 60_000;

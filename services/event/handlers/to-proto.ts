@@ -1,7 +1,7 @@
 /** event-service rows as the contract's messages. */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { EventSchema, EventStatus, TicketTypeSchema, type Event, type TicketType } from "../../../src/gen/tickettoken/event/v1/event_service_pb.ts";
+import { EventSchema, EventStatus, TicketTypeSchema, type Event, type TicketType } from "@tickettoken/contracts/tickettoken/event/v1/event_service_pb";
 import type { EventRow, EventState, TicketTypeRow } from "../store.ts";
 
 const STATUS: Record<EventState, EventStatus> = {

@@ -18,9 +18,9 @@ import {
   type Money,
   type Payment,
   type Refund,
-} from "../../../src/gen/tickettoken/payment/v1/payment_service_pb.ts";
-import type { TicketServiceClient } from "../../../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
-import type { Logger } from "../../../src/observability/logger.ts";
+} from "@tickettoken/contracts/tickettoken/payment/v1/payment_service_pb";
+import type { TicketServiceClient } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_rpc";
+import type { Logger } from "@tickettoken/rpc";
 import type { Database } from "../../shared/database.ts";
 import { idempotencyKeyOf } from "../../shared/context.ts";
 import type { Validator } from "../../shared/validate.ts";

@@ -5,7 +5,7 @@
  * refunded once, never both: each is a conditional update from `held`.
  */
 import type { HandlerContext } from "@connectrpc/connect";
-import type { HoldEscrowRequest, RefundEscrowRequest } from "../../../src/gen/tickettoken/payment/v1/payment_service_pb.ts";
+import type { HoldEscrowRequest, RefundEscrowRequest } from "@tickettoken/contracts/tickettoken/payment/v1/payment_service_pb";
 import { tenantOf } from "../../shared/context.ts";
 import { transaction } from "../../shared/database.ts";
 import { alreadyExists, failedPrecondition, notFound } from "../../shared/errors.ts";

@@ -1,6 +1,6 @@
 /** payment-service's internal RPC surface: every method of its contract, from the handler groups. */
-import { implement, type ServiceRegistration } from "../../../src/server/routes.ts";
-import { PaymentServiceContract } from "../../../src/gen/tickettoken/payment/v1/payment_service_rpc.ts";
+import { implement, type ServiceRegistration } from "@tickettoken/rpc";
+import { PaymentServiceContract } from "@tickettoken/contracts/tickettoken/payment/v1/payment_service_rpc";
 import type { PaymentDeps } from "./common.ts";
 import { escrowHandlers } from "./escrow.ts";
 import { paymentHandlers } from "./payments.ts";

@@ -19,7 +19,7 @@ import {
   type CompletePaymentRequest,
   type CreatePaymentIntentRequest,
   type CreatePaymentIntentResponse,
-} from "../../../src/gen/tickettoken/payment/v1/payment_service_pb.ts";
+} from "@tickettoken/contracts/tickettoken/payment/v1/payment_service_pb";
 import { tenantOf } from "../../shared/context.ts";
 import { transaction } from "../../shared/database.ts";
 import { alreadyExists, failedPrecondition, notFound } from "../../shared/errors.ts";

@@ -8,8 +8,8 @@
  * (every step is keyed or idempotent).
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type { CreateRefundRequest } from "../../../src/gen/tickettoken/payment/v1/payment_service_pb.ts";
-import { CancelTicketOutcome } from "../../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import type { CreateRefundRequest } from "@tickettoken/contracts/tickettoken/payment/v1/payment_service_pb";
+import { CancelTicketOutcome } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_pb";
 import { tenantOf } from "../../shared/context.ts";
 import { transaction } from "../../shared/database.ts";
 import { failedPrecondition, notFound } from "../../shared/errors.ts";

@@ -4,7 +4,7 @@
  * rounded half up to the minor unit. An address with no rates is untaxed.
  */
 import type { HandlerContext } from "@connectrpc/connect";
-import type { CalculateTaxRequest } from "../../../src/gen/tickettoken/payment/v1/payment_service_pb.ts";
+import type { CalculateTaxRequest } from "@tickettoken/contracts/tickettoken/payment/v1/payment_service_pb";
 import { tenantOf } from "../../shared/context.ts";
 import { validate } from "../../shared/validate.ts";
 import { money, percentOf, requiredMoney, type PaymentDeps } from "./common.ts";

@@ -14,7 +14,7 @@ import {
   type CreateConnectedAccountRequest,
   type CreateVenueTransferRequest,
   type GetVenueEarningsRequest,
-} from "../../../src/gen/tickettoken/payment/v1/payment_service_pb.ts";
+} from "@tickettoken/contracts/tickettoken/payment/v1/payment_service_pb";
 import { tenantOf } from "../../shared/context.ts";
 import { transaction } from "../../shared/database.ts";
 import { alreadyExists, failedPrecondition, notFound } from "../../shared/errors.ts";

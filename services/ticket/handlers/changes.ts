@@ -8,7 +8,7 @@
  */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { CancelTicketOutcome, TransferStatus, type UpdateNftRequest } from "../../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { CancelTicketOutcome, TransferStatus, type UpdateNftRequest } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_pb";
 import { idempotencyKeyOf, tenantOf, userOf } from "../../shared/context.ts";
 import { transaction } from "../../shared/database.ts";
 import { failedPrecondition, notFound } from "../../shared/errors.ts";

@@ -1,9 +1,9 @@
 /** What ticket-service's handlers are built from. */
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { TicketService } from "../../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
-import type { OrderServiceClient } from "../../../src/gen/tickettoken/order/v1/order_service_rpc.ts";
-import type { MintingServiceClient } from "../../../src/gen/tickettoken/minting/v1/minting_service_rpc.ts";
-import type { Logger } from "../../../src/observability/logger.ts";
+import type { TicketService } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_pb";
+import type { OrderServiceClient } from "@tickettoken/contracts/tickettoken/order/v1/order_service_rpc";
+import type { MintingServiceClient } from "@tickettoken/contracts/tickettoken/minting/v1/minting_service_rpc";
+import type { Logger } from "@tickettoken/rpc";
 import type { Database } from "../../shared/database.ts";
 import type { TicketStore } from "../store.ts";
 

@@ -10,7 +10,7 @@ import {
   TicketStatus,
   type Ticket,
   type TicketEvent,
-} from "../../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+} from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_pb";
 import type { EventRow, TicketRow, TicketState } from "../store.ts";
 
 const STATUS: Record<TicketState, TicketStatus> = {

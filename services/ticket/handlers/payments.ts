@@ -10,9 +10,9 @@
  * after a restart too) finds the first outcome and issues nothing new.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { OrderStatus, type Order } from "../../../src/gen/tickettoken/order/v1/order_service_pb.ts";
-import { MintStatus } from "../../../src/gen/tickettoken/minting/v1/minting_service_pb.ts";
-import { TicketMintStatus } from "../../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { OrderStatus, type Order } from "@tickettoken/contracts/tickettoken/order/v1/order_service_pb";
+import { MintStatus } from "@tickettoken/contracts/tickettoken/minting/v1/minting_service_pb";
+import { TicketMintStatus } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_pb";
 import { tenantOf } from "../../shared/context.ts";
 import { transaction } from "../../shared/database.ts";
 import { failedPrecondition, notFound } from "../../shared/errors.ts";

@@ -3,7 +3,7 @@
  * blockchain indexer, order-service (pricing, counts) and event-service
  * (stats). No writes.
  */
-import { RefundEligibilitySchema, TicketStatus } from "../../../src/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
+import { RefundEligibilitySchema, TicketStatus } from "@tickettoken/contracts/tickettoken/ticket/v1/ticket_service_pb";
 import { create } from "@bufbuild/protobuf";
 import { tenantOf } from "../../shared/context.ts";
 import { failedPrecondition, notFound } from "../../shared/errors.ts";
