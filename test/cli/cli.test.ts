@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contextTokenHash } from "../../src/runtime/auth/context-token.ts";
 import { pkiPaths } from "../../src/devtools/pki/dev-ca.ts";
 import type { ExecResult } from "../support/exec.ts";
-import { ttRpc, ttRpcBin } from "./run-cli.ts";
+import { ttRpc, ttRpcBin, ttService } from "./run-cli.ts";
 
 const OPS_ID = "spiffe://tickettoken.internal/ns/dev/sa/ops";
 const TICKET_ID = "spiffe://tickettoken.internal/ns/dev/sa/ticket-service";
@@ -87,6 +87,15 @@ describe("tt-rpc certs", () => {
   it("show on a directory without a PKI fails with exit 2 naming the bundle", async () => {
     const r = await cli(["certs", "show", "--dir", join(tmp, "nothing-here")]);
     expectUsageError(r, /bundle\.json.*missing/);
+  });
+
+  it("the services' bin (tt-service, compiled, what a container runs) serves without the dev tools and fails closed", async () => {
+    const help = await ttService(["--help"]);
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toContain("tt-service <service>");
+    const r = await ttService(["ticket-service", "--certs", join(tmp, "nothing-here"), "--port", "0"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr + r.stdout).toMatch(/nothing-here[/\\]bundle[/\\]bundle\.json: missing/);
   });
 
   it("the package bin (src/devtools/bin/tt-rpc.mjs, compiled) runs the same CLI", async () => {

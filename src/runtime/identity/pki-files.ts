@@ -22,17 +22,15 @@ import { PkiError, pkiPaths, readKeyFile, readRequired, requireWorkload } from "
 
 export { DEFAULT_CERTS_DIR, PkiError, loadContextSigningKey, loadJwtSigningKeys, pkiPaths, readKeyFile, readOptional, readRequired, requireWorkload, type SigningKeys } from "./pki-layout.ts";
 import { TRUST_DOMAIN, parseWorkloadId, workloadSpiffeId } from "./spiffe-id.ts";
-import { WORKLOAD_NAMES, isWorkloadName, type WorkloadName } from "./workloads.ts";
+import type { WorkloadName } from "./workloads.ts";
 import { inspectPeerLeaf } from "./leaf-checks.ts";
 import { keyMatchesCert } from "./key-pem.ts";
 import {
   type PrivateSigningJwk,
   type PublicSigningJwk,
-  type SigningKeyFile,
   checkPublicJwk,
   currentKey,
   signingKeyAt,
-  parseKeyFile,
 } from "./jwt-keys.ts";
 
 export interface TrustBundle {
