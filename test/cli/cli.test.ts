@@ -128,7 +128,7 @@ describe("tt-rpc token usage errors: exit 2, a clear message, no stack trace", (
   it("missing PKI directory", async () => {
     const missing = join(tmp, "no-pki");
     const r = await cli(["token", "--certs", missing, "--as", "ops", "--aud", "ticket-service", "--method", "reflection"]);
-    expectUsageError(r, /ops[/\\]tls\.crt: missing/);
+    expectUsageError(r, /ops[/\\]jwt-signing\.jwk\.json: missing/);
     expect(r.stderr).toContain("tt-rpc certs init");
   });
 });

@@ -66,7 +66,7 @@ export async function runToken(args: string[], io: CliIo = stdio): Promise<numbe
     return 0;
   } catch (err) {
     if (err instanceof PkiError) {
-      io.err(`token: ${err.message}\n(run \`tt-rpc certs init\` first?)`);
+      io.err(err.message.includes("certs init") ? `token: ${err.message}` : `token: ${err.message}\n(run \`tt-rpc certs init\` first?)`);
       return 2;
     }
     throw err;
