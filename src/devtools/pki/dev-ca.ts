@@ -38,11 +38,9 @@ import {
 import {
   type PublicSigningJwk,
   type SigningKeyFile,
-  newKeyFile,
-  rotateKeyFile,
-  serializeKeyFile,
   toPublicJwk,
 } from "@tickettoken/rpc/internal/identity/jwt-keys";
+import { newKeyFile, rotateKeyFile, serializeKeyFile } from "./key-files.ts";
 
 import { PkiError, pkiPaths, loadTrustBundle, requireWorkload, readKeyFile, readOptional, readRequired } from "@tickettoken/rpc/internal/identity/pki-files";
 
