@@ -1,0 +1,108 @@
+/**
+ * Summarises the V8 CPU profiles a `BENCH_PROFILE=dir npm run bench` run
+ * leaves behind: self time per component (token crypto, GC, logging,
+ * TLS/HTTP/2, grpc-js, connect-es, ...) for each process, in µs per call when
+ * the number of calls is given, plus the hottest functions.
+ *
+ *   npx tsx bench/profile-summary.ts <dir> [calls per process] [top N]
+ *
+ * Components are assigned by the self-time frame's script (and, for Node's
+ * crypto binding, its function): a coarse but honest split; the "other node"
+ * bucket is what Node's own JS does around them (streams, timers, events).
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: Node[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+const COMPONENTS: [string, (url: string, fn: string) => boolean][] = [
+  ["idle", (u, f) => f === "(idle)"],
+  ["GC", (u, f) => f === "(garbage collector)"],
+  ["token sign/verify (crypto)", (u) => u.includes("internal/crypto/sig") || u.includes("/src/auth/es256") || u.includes("/src/auth/keys") || u.includes("/node_modules/jose/")],
+  ["token claims + replay (ours)", (u) => /\/src\/auth\/(call-token|context-token|context-cache|replay-cache)/.test(u)],
+  ["logging (pino)", (u) => /node_modules\/(pino|sonic-boom|fast-redact|@pinojs|pino-std-serializers|thread-stream|quick-format|fast-safe-stringify)/.test(u) || u.includes("/src/observability/logger")],
+  ["metrics (prom-client)", (u) => u.includes("node_modules/prom-client") || u.includes("/src/observability/metrics")],
+  ["TLS/HTTP/2 (node)", (u) => /node:(internal\/http2|_tls|internal\/tls|tls|http2|internal\/stream_base_commons|net|internal\/js_stream)/.test(u)],
+  ["grpc-js", (u) => u.includes("node_modules/@grpc/grpc-js")],
+  ["connect-es", (u) => u.includes("node_modules/@connectrpc")],
+  ["protobuf-es", (u) => u.includes("node_modules/@bufbuild")],
+  ["cockatiel", (u) => u.includes("node_modules/cockatiel")],
+  ["framework glue (src/)", (u) => u.includes("/src/")],
+  ["bench harness", (u) => u.includes("/bench/")],
+  ["tsx loader", (u) => u.includes("node_modules/tsx") || u.includes("node_modules/esbuild")],
+  ["other node (events, streams, timers, async hooks)", (u) => u.startsWith("node:")],
+  ["native / program", (u, f) => f === "(program)" || u === ""],
+  ["other JS", () => true],
+];
+
+function componentOf(url: string, fn: string): string {
+  for (const [name, test] of COMPONENTS) if (test(url, fn)) return name;
+  return "other JS";
+}
+
+export interface ProfileSummary {
+  file: string;
+  totalMs: number;
+  busyMs: number;
+  byComponentMs: Record<string, number>;
+  topFunctions: { name: string; ms: number }[];
+}
+
+export function summarise(file: string, top = 15): ProfileSummary {
+  const p = JSON.parse(readFileSync(file, "utf8")) as Profile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<number, number>();
+  for (let i = 0; i < p.samples.length; i++) {
+    const id = p.samples[i]!;
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (p.timeDeltas[i + 1] ?? 0));
+  }
+  const byComponent: Record<string, number> = {};
+  const byFunction = new Map<string, number>();
+  let total = 0;
+  for (const [id, us] of selfUs) {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    const c = componentOf(url, functionName);
+    byComponent[c] = (byComponent[c] ?? 0) + us;
+    total += us;
+    const short = url.replace(/^.*\/(node_modules|src|bench)\//, "$1/").replace(/^file:\/\//, "");
+    const key = `${functionName || "(anonymous)"} ${short}:${lineNumber + 1}`;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + us);
+  }
+  const idle = byComponent.idle ?? 0;
+  return {
+    file,
+    totalMs: total / 1000,
+    busyMs: (total - idle) / 1000,
+    byComponentMs: Object.fromEntries(Object.entries(byComponent).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, v / 1000])),
+    topFunctions: [...byFunction]
+      .filter(([k]) => !k.startsWith("(idle)"))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, us]) => ({ name, ms: us / 1000 })),
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const [dir, callsArg, topArg] = process.argv.slice(2);
+  if (!dir) throw new Error("usage: tsx bench/profile-summary.ts <dir> [calls per process] [top N]");
+  const calls = callsArg ? Number(callsArg) : undefined;
+  for (const f of readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).sort()) {
+    const s = summarise(join(dir, f), topArg ? Number(topArg) : 15);
+    const per = (ms: number) => (calls ? `${((ms * 1000) / calls).toFixed(1)} µs/call` : `${ms.toFixed(0)} ms`);
+    console.log(`\n## ${f}: busy ${per(s.busyMs)}`);
+    for (const [k, ms] of Object.entries(s.byComponentMs)) if (k !== "idle") console.log(`  ${k.padEnd(52)} ${per(ms).padStart(16)}  ${((100 * ms) / s.busyMs).toFixed(1)}%`);
+    console.log("  top functions (self):");
+    for (const { name, ms } of s.topFunctions) console.log(`    ${per(ms).padStart(16)}  ${name}`);
+  }
+}
