@@ -8,13 +8,12 @@
 import { performance } from "node:perf_hooks";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import pino from "pino";
 import type { JWK } from "jose";
 import { createCallTokenMinter, createCallTokenVerifier, replayKeepUntil } from "../src/auth/call-token.ts";
 import { createReplayCache } from "../src/auth/replay-cache.ts";
 import { authorize } from "../src/auth/authorize.ts";
 import { methodContract } from "../src/contract/types.ts";
-import { createLogger } from "../src/observability/logger.ts";
+import { bufferedDestination, createLogger, flatLineLogger } from "../src/observability/logger.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
 import type { MaterialSource } from "../src/identity/material.ts";
 import type { ServerCall } from "../src/server/call.ts";
@@ -67,10 +66,10 @@ export async function measureMicroCosts(opts: { caller: MaterialSource; server: 
   };
   const authorizeUs = await timeEach(n, () => authorize(contract, verified, smallRequest));
 
-  // The product logger (same redaction and timestamp) writing the fields of the framework's "rpc" line.
-  const destination = pino.destination({ dest: opts.logFile, mkdir: true });
+  // The product logger (same redaction, timestamp and buffered destination) writing the fields of the framework's "rpc" line.
+  const destination = bufferedDestination(opts.logFile);
   await once(destination, "ready");
-  const logger = createLogger({ level: "info", destination }).child({ service: "ticket-service" });
+  const logger = flatLineLogger(createLogger({ level: "info", destination }).child({ service: "ticket-service" }));
   const logLine = await timeEach(n, (i) =>
     logger.info({ method: UNARY_PATH, protocol: "grpc", peer: caller.workload, tenant: TENANT, code: "OK", durationMs: i / 1000, requestId: undefined, attempt: 1 }, "rpc"),
   );

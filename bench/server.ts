@@ -6,9 +6,8 @@
 import http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import pino from "pino";
 import { createMaterialSource } from "../src/identity/material.ts";
-import { createLogger } from "../src/observability/logger.ts";
+import { bufferedDestination, createLogger } from "../src/observability/logger.ts";
 import { createServer } from "../src/server/server.ts";
 import { implement } from "../src/server/routes.ts";
 import { TicketServiceContract } from "../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
@@ -45,8 +44,8 @@ if (config === "a") {
   port = (server.address() as { port: number }).port;
   stop = () => new Promise((resolve) => server.close(() => resolve()));
 } else {
-  // Production defaults everywhere (limits, replay cache, dedupe, metrics); only the log goes to a file.
-  const logger = createLogger({ level: "info", destination: pino.destination({ dest: logFile, mkdir: true }) });
+  // Production defaults everywhere (limits, replay cache, dedupe, metrics, the buffered log destination); only the log goes to a file.
+  const logger = createLogger({ level: "info", destination: bufferedDestination(logFile) });
   const service = implement(TicketServiceContract, {
     getTicketStatus: statusOf,
     listTicketsByEvent: ticketsOf,

@@ -18,7 +18,8 @@ import {
   type UnaryResponse,
   type StreamRequest,
 } from "@connectrpc/connect";
-import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
+import { runStreamingCall } from "@connectrpc/connect/protocol";
+import { runUnary } from "./unary-call.ts";
 import { methodCodec } from "../wire/codec.ts";
 import { headersToMetadata, metadataToHeaders } from "../wire/metadata.ts";
 import { connectErrorFromGrpc, isServiceError } from "../wire/status.ts";
@@ -132,7 +133,8 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     ): Promise<UnaryResponse<I, O>> {
       const codec = methodCodec(method);
       const path = `/${method.parent.typeName}/${method.name}`;
-      return runUnaryCall<I, O>({
+      // Not connect-es' runUnaryCall: that one builds a DOMException on every successful call (unary-call.ts).
+      return runUnary<I, O>({
         interceptors,
         signal,
         timeoutMs,

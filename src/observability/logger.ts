@@ -20,25 +20,55 @@ const REDACT = [
   "*.key",
 ];
 
+const REDACT_CENSOR = "[redacted]";
+
 export function createLogger(options: { service?: string; level?: string; destination?: pino.DestinationStream } = {}): Logger {
   const config: LoggerOptions = {
     level: options.level ?? process.env.TT_RPC_LOG_LEVEL ?? "info",
     base: options.service ? { service: options.service } : {},
-    redact: { paths: REDACT, censor: "[redacted]" },
+    redact: { paths: REDACT, censor: REDACT_CENSOR },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   return pino(config, options.destination ?? stdoutDestination());
 }
 
 /**
- * stdout, written asynchronously (a log line costs the call path no write
- * syscall), each line as soon as the previous write is done. minLength 1
- * instead of 0 changes no timing (every line is longer) but makes flush()
- * wait for the write in flight, which flushLogger relies on; pino also
- * flushes it synchronously on process exit.
+ * Log output is buffered: lines collect in memory and go out in writes of
+ * about LOG_BUFFER_BYTES (one write syscall per ~15 call lines instead of
+ * one per line, measured 2-6 µs per line less), asynchronously, so a log
+ * line costs the call path no syscall. A quiet service's lines wait at most
+ * LOG_FLUSH_INTERVAL_MS. Nothing is lost on the way out: server.stop() (the
+ * SIGTERM drain) awaits flushLogger, and pino flushes synchronously on
+ * process exit. minLength > 0 is also what makes flush() wait for the write
+ * in flight, which flushLogger relies on.
  */
+export const LOG_BUFFER_BYTES = 4096;
+export const LOG_FLUSH_INTERVAL_MS = 1000;
+
+/** A buffered, asynchronous destination: stdout (fd 1, the default) or a file (created with its directory). */
+export function bufferedDestination(dest: number | string = 1): ReturnType<typeof pino.destination> {
+  const stream = pino.destination({ dest, sync: false, minLength: LOG_BUFFER_BYTES, mkdir: typeof dest === "string" });
+  // One timer per destination (not per call), never keeping the process alive.
+  const timer = setInterval(() => {
+    if (!(stream as unknown as { destroyed: boolean }).destroyed) stream.flush();
+  }, LOG_FLUSH_INTERVAL_MS);
+  timer.unref();
+  stream.once("close", () => clearInterval(timer));
+  return stream;
+}
+
 function stdoutDestination(): pino.DestinationStream {
-  return pino.destination({ dest: 1, sync: false, minLength: 1 });
+  return bufferedDestination(1);
+}
+
+/**
+ * A logger for lines made of fixed top-level fields with primitive values
+ * (the per-call "rpc" line): it keeps the top-level redaction paths and drops
+ * the wildcard ones (`*.token`), which can match nothing in a flat line but
+ * cost pino ~5-10 µs per line (measured) to apply.
+ */
+export function flatLineLogger(logger: Logger): Logger {
+  return logger.child({}, { redact: { paths: REDACT.filter((p) => !p.includes(".")), censor: REDACT_CENSOR } });
 }
 
 /** A stuck stdout (reader gone or not reading) must not hold a drain forever. */

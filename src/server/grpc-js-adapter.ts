@@ -52,7 +52,10 @@ function handlerContext(route: Route, call: AnyServerCall, lifetime: CallLifetim
     protocolName: "grpc",
     requestMethod: "POST",
     url: route.contract.path,
-    signal: lifetime.signal,
+    // A getter: the AbortController behind it is made only if someone reads it (CallLifetime).
+    get signal() {
+      return lifetime.signal;
+    },
     timeoutMs: () => lifetime.remainingMs(),
     requestHeader: metadataToHeaders(call.metadata),
     responseHeader: new Headers(),
