@@ -21,7 +21,7 @@ import {
 import { runStreamingCall } from "@connectrpc/connect/protocol";
 import { runUnary } from "./unary-call.ts";
 import { methodCodec } from "../wire/codec.ts";
-import { headersToMetadata, metadataToHeaders } from "../wire/metadata.ts";
+import { appendMetadata, headersToMetadata } from "../wire/metadata.ts";
 import { connectErrorFromGrpc, isServiceError } from "../wire/status.ts";
 import { downstreamInfo, markDownstream, markServerAnswer } from "../wire/downstream.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../config/message-size.ts";
@@ -240,7 +240,8 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
   };
 }
 
+/** Appends metadata to response headers directly (no intermediate Headers object per event). */
 function copyInto(target: Headers, md: grpc.Metadata): void {
-  metadataToHeaders(md).forEach((v, k) => target.append(k, v));
+  appendMetadata(target, md);
 }
 
