@@ -13,6 +13,7 @@ import { closeClient } from "../src/client/service-client.ts";
 import { createTicketServiceClient } from "../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { clientJwtInterceptor } from "./jwt-peer.ts";
 import { grpcPeerClient } from "./grpc-peer.ts";
+import { channelBoundCredentials, clientMacInterceptor } from "./mac-peer.ts";
 import {
   CONFIGS,
   largeRequest,
@@ -55,9 +56,18 @@ type Call = (kind: CaseKind) => Promise<number>;
 let call: Call;
 let close: () => void;
 
-if (config === "a" || config === "b") {
-  const interceptors = config === "b" ? [await clientJwtInterceptor(um.workload.spiffeId, expectedServer, um.workload.jwt.current)] : [];
-  const client = grpcPeerClient(um, address, expectedServer, SERVER, interceptors);
+if (config === "a" || config === "b" || config === "e") {
+  const bound = config === "e" ? channelBoundCredentials : undefined;
+  let macKey: () => Buffer | undefined = () => undefined;
+  const interceptors =
+    config === "b" ? [await clientJwtInterceptor(um.workload.spiffeId, expectedServer, um.workload.jwt.current)]
+    : config === "e" ? [clientMacInterceptor(() => macKey())]
+    : [];
+  const client = grpcPeerClient(um, address, expectedServer, SERVER, interceptors, bound && ((creds) => {
+    const b = bound(creds);
+    macKey = b.key;
+    return b.credentials;
+  }));
   call = (kind) =>
     new Promise((resolve, reject) => {
       if (kind === "stream") {

@@ -60,11 +60,47 @@ export interface ProfileSummary {
   busyMs: number;
   byComponentMs: Record<string, number>;
   topFunctions: { name: string; ms: number }[];
+  /** Inclusive time (self + callees) of frames matching each pattern ("function@url-part"). */
+  inclusiveMs: Record<string, number>;
 }
+
+/**
+ * Inclusive-time probes: samples whose stack holds a frame whose
+ * "functionName url" matches. Overlapping probes count the same sample.
+ */
+const INCLUSIVE: [string, RegExp][] = [
+  ["call token verify (call-token.ts verify)", /^verify .*src\/auth\/call-token/],
+  ["  of which ES256 signature check", /^verifyEs256 /],
+  ["call token mint (call-token.ts mint)", /^mint .*src\/auth\/call-token/],
+  ["  of which ES256 sign", /^signEs256 /],
+  ["security interceptor (auth + decode + authorize)", /src\/server\/security-interceptor/],
+  ["rpc log line (finishCall -> pino)", /^finishCall /],
+  ["metrics", /prom-client|src\/observability\/metrics/],
+  ["HTTP/2 guard", /src\/server\/http2-guard/],
+  ["grpc-js adapter (src/server/grpc-js-adapter)", /src\/server\/grpc-js-adapter/],
+  ["resilience (policy-stack + cockatiel)", /src\/resilience\/policy-stack|node_modules\/cockatiel/],
+  ["client transport (src/client/grpc-js-transport)", /src\/client\/grpc-js-transport/],
+];
 
 export function summarise(file: string, top = 15): ProfileSummary {
   const p = JSON.parse(readFileSync(file, "utf8")) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const probeHits = new Map<number, number[]>();
+  const probesOf = (id: number): number[] => {
+    let hit = probeHits.get(id);
+    if (hit) return hit;
+    const found = new Set<number>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const { functionName, url } = byId.get(cur)!.callFrame;
+      const label = `${functionName} ${url}`;
+      INCLUSIVE.forEach(([, rx], i) => rx.test(label) && found.add(i));
+    }
+    hit = [...found];
+    probeHits.set(id, hit);
+    return hit;
+  };
   const selfUs = new Map<number, number>();
   for (let i = 0; i < p.samples.length; i++) {
     const id = p.samples[i]!;
@@ -82,6 +118,8 @@ export function summarise(file: string, top = 15): ProfileSummary {
     const key = `${functionName || "(anonymous)"} ${short}:${lineNumber + 1}`;
     byFunction.set(key, (byFunction.get(key) ?? 0) + us);
   }
+  const inclusive: Record<string, number> = {};
+  for (const [id, us] of selfUs) for (const i of probesOf(id)) inclusive[INCLUSIVE[i]![0]] = (inclusive[INCLUSIVE[i]![0]] ?? 0) + us / 1000;
   const idle = byComponent.idle ?? 0;
   return {
     file,
@@ -93,6 +131,7 @@ export function summarise(file: string, top = 15): ProfileSummary {
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([name, us]) => ({ name, ms: us / 1000 })),
+    inclusiveMs: inclusive,
   };
 }
 
@@ -105,6 +144,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const per = (ms: number) => (calls ? `${((ms * 1000) / calls).toFixed(1)} µs/call` : `${ms.toFixed(0)} ms`);
     console.log(`\n## ${f}: busy ${per(s.busyMs)}`);
     for (const [k, ms] of Object.entries(s.byComponentMs)) if (k !== "idle") console.log(`  ${k.padEnd(52)} ${per(ms).padStart(16)}  ${((100 * ms) / s.busyMs).toFixed(1)}%`);
+    console.log("  inclusive (self + callees):");
+    for (const [k, ms] of Object.entries(s.inclusiveMs)) console.log(`    ${k.padEnd(50)} ${per(ms).padStart(16)}`);
     console.log("  top functions (self):");
     for (const { name, ms } of s.topFunctions) console.log(`    ${per(ms).padStart(16)}  ${name}`);
   }

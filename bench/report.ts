@@ -33,7 +33,7 @@ export function renderMarkdown(r: Results): string {
   if (withRatios.length > 0) {
     out.push(
       "",
-      "Ratios of (d) to each peer, same run (calls/s: higher is better for (d); p99 and CPU: lower is better for (d)):",
+      "Ratios of (d) to each peer, and of the (e) prototype to (a) and (b), same run (calls/s: higher is better for the first; p99 and CPU: lower is better):",
       "",
       row(["case", "ratio", "calls/s", "p99", "server CPU/call", "client CPU/call"]),
       row(["---", "---", "---:", "---:", "---:", "---:"]),

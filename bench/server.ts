@@ -13,6 +13,7 @@ import { implement } from "../src/server/routes.ts";
 import { TicketServiceContract } from "../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { serverJwtInterceptor } from "./jwt-peer.ts";
 import { startGrpcPeer } from "./grpc-peer.ts";
+import { serverMacInterceptor } from "./mac-peer.ts";
 import { CONFIGS, SERVER, statusOf, TicketService, ticketsOf, type ConfigId } from "./shared.ts";
 import type { JWK } from "jose";
 
@@ -35,6 +36,8 @@ if (config === "a") {
 } else if (config === "b") {
   const keys = new Map<string, JWK[]>([...m.bundle.jwtKeys].map(([id, list]) => [id, list as JWK[]]));
   await bareGrpc([await serverJwtInterceptor(m.workload.spiffeId, keys)]);
+} else if (config === "e") {
+  await bareGrpc([serverMacInterceptor()]);
 } else if (config === "c") {
   const handler = connectNodeAdapter({
     routes: (router) => router.service(TicketService, { getTicketStatus: statusOf, listTicketsByEvent: ticketsOf }),
