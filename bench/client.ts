@@ -13,7 +13,7 @@ import { closeClient } from "../src/client/service-client.ts";
 import { createTicketServiceClient } from "../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { clientJwtInterceptor } from "./jwt-peer.ts";
 import { grpcPeerClient } from "./grpc-peer.ts";
-import { channelBoundCredentials, clientMacInterceptor } from "./mac-peer.ts";
+import { channelBoundCredentials, clientMacInterceptor, connected } from "./mac-peer.ts";
 import {
   CONFIGS,
   largeRequest,
@@ -68,6 +68,7 @@ if (config === "a" || config === "b" || config === "e") {
     macKey = b.key;
     return b.credentials;
   }));
+  if (config === "e") await connected(client);
   call = (kind) =>
     new Promise((resolve, reject) => {
       if (kind === "stream") {

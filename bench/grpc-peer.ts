@@ -34,6 +34,7 @@ export async function startGrpcPeer(m: IdentityMaterial, interceptors: grpc.Serv
 export interface GrpcPeerClient {
   getTicketStatus(req: unknown, cb: (err: grpc.ServiceError | null, res?: unknown) => void): void;
   listTicketsByEvent(req: unknown): NodeJS.EventEmitter;
+  waitForReady(deadline: grpc.Deadline, callback: (error?: Error) => void): void;
   close(): void;
 }
 

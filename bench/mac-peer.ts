@@ -88,6 +88,11 @@ export function channelBoundCredentials(creds: grpc.ChannelCredentials): { crede
   return { credentials: creds, key: () => current };
 }
 
+/** (e) needs its connection (and so its key) before the first call: connect first, as a long-lived client would be. */
+export function connected(client: { waitForReady(deadline: grpc.Deadline, cb: (error?: Error) => void): void }): Promise<void> {
+  return new Promise((resolve, reject) => client.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())));
+}
+
 export function clientMacInterceptor(key: () => Buffer | undefined): grpc.Interceptor {
   return (options, nextCall) =>
     new grpc.InterceptingCall(nextCall(options), {
