@@ -5,6 +5,7 @@
  * answers with wall time, latency percentiles, its CPU time and peak RSS.
  */
 import { performance } from "node:perf_hooks";
+import type { KeyObject } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createMaterialSource } from "../src/identity/material.ts";
@@ -58,7 +59,7 @@ let close: () => void;
 
 if (config === "a" || config === "b" || config === "e") {
   const bound = config === "e" ? channelBoundCredentials : undefined;
-  let macKey: () => Buffer | undefined = () => undefined;
+  let macKey: () => KeyObject | undefined = () => undefined;
   const interceptors =
     config === "b" ? [await clientJwtInterceptor(um.workload.spiffeId, expectedServer, um.workload.jwt.current)]
     : config === "e" ? [clientMacInterceptor(() => macKey())]

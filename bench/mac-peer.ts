@@ -28,7 +28,7 @@
  * connection-level hook) and per-connection keys on the client for
  * round-robin channels.
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
 import type { Http2Session } from "node:http2";
 import type { TLSSocket } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
@@ -39,19 +39,21 @@ const SKEW_S = 5;
 const MAX_TOKEN_CHARS = 4096;
 const MAC_CHARS = 43; // 32 bytes, unpadded base64url
 
-/** The channel key of a TLS connection (same bytes on both ends). */
-export function channelKey(socket: TLSSocket): Buffer {
+/** The channel key of a TLS connection (same bytes on both ends), imported once as a KeyObject. */
+export function channelKey(socket: TLSSocket): KeyObject {
   // TLS 1.3: an empty context and no context derive the same secret (RFC 8446 section 7.5).
-  return socket.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0));
+  return createSecretKey(socket.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)));
 }
 
-export function macToken(key: Buffer, claims: object): string {
+type MacKey = KeyObject | Buffer;
+
+export function macToken(key: MacKey, claims: object): string {
   const payload = Buffer.from(JSON.stringify(claims)).toString("base64url");
   return `${payload}.${createHmac("sha256", key).update(payload).digest("base64url")}`;
 }
 
 /** The claims of a token whose MAC is good under `key`, else undefined. Never throws on input. */
-export function macVerify(key: Buffer, token: string): Record<string, unknown> | undefined {
+export function macVerify(key: MacKey, token: string): Record<string, unknown> | undefined {
   const dot = token.length - MAC_CHARS - 1;
   if (dot <= 0 || token.charCodeAt(dot) !== 0x2e) return undefined;
   const payload = token.slice(0, dot);
@@ -70,8 +72,8 @@ export function macVerify(key: Buffer, token: string): Record<string, unknown> |
  * Client credentials that remember the channel key of each connection they
  * open (one connection per client in the bench: the latest one is used).
  */
-export function channelBoundCredentials(creds: grpc.ChannelCredentials): { credentials: grpc.ChannelCredentials; key(): Buffer | undefined } {
-  let current: Buffer | undefined;
+export function channelBoundCredentials(creds: grpc.ChannelCredentials): { credentials: grpc.ChannelCredentials; key(): KeyObject | undefined } {
+  let current: KeyObject | undefined;
   type Connector = { connect(socket: unknown): Promise<{ socket: TLSSocket; secure: boolean }> };
   const inner = creds as unknown as { _createSecureConnector(...args: unknown[]): Connector };
   const original = inner._createSecureConnector.bind(inner);
@@ -93,7 +95,7 @@ export function connected(client: { waitForReady(deadline: grpc.Deadline, cb: (e
   return new Promise((resolve, reject) => client.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())));
 }
 
-export function clientMacInterceptor(key: () => Buffer | undefined): grpc.Interceptor {
+export function clientMacInterceptor(key: () => KeyObject | undefined): grpc.Interceptor {
   return (options, nextCall) =>
     new grpc.InterceptingCall(nextCall(options), {
       start(metadata, listener, next) {
@@ -121,7 +123,7 @@ function replayMap() {
 }
 
 export function serverMacInterceptor(): grpc.ServerInterceptor {
-  const keys = new WeakMap<Http2Session, Buffer>();
+  const keys = new WeakMap<Http2Session, KeyObject>();
   const fresh = replayMap();
   const deny = (call: grpc.ServerInterceptingCallInterface) =>
     call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: "unauthenticated", metadata: new grpc.Metadata() });

@@ -19,8 +19,13 @@ import type { MaterialSource } from "../src/identity/material.ts";
 import type { ServerCall } from "../src/server/call.ts";
 import { TicketServiceContract } from "../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { smallRequest, TENANT, TicketService, UNARY_PATH } from "./shared.ts";
+import { macToken, macVerify } from "./mac-peer.ts";
+import { createSecretKey } from "node:crypto";
 
-export type MicroCosts = Record<"signCallToken" | "verifyCallToken" | "replayCheck" | "authorize" | "logLine" | "metricsObservation", number>;
+export type MicroCosts = Record<
+  "signCallToken" | "verifyCallToken" | "replayCheck" | "authorize" | "logLine" | "metricsObservation" | "signMacToken" | "verifyMacToken",
+  number
+>;
 
 async function timeEach(n: number, op: (i: number) => unknown): Promise<number> {
   // Warm-up (JIT) on indices after the measured ones, so each index is used once (fresh jtis).
@@ -84,5 +89,14 @@ export async function measureMicroCosts(opts: { caller: MaterialSource; server: 
     metrics.server.finished({ call, code: 0, durationMs: i / 1000 });
   });
 
-  return { signCallToken, verifyCallToken, replayCheck, authorize: authorizeUs, logLine, metricsObservation };
+  // The (e) prototype's token: HMAC-SHA256 under a per-connection key (as the TLS exporter would give), claims parsed.
+  const macKey = createSecretKey(randomBytes(32));
+  const macClaims = (i: number) => ({ mth: UNARY_PATH, iat: now, exp: now + 60, jti: jtis[i]! });
+  const signMacToken = await timeEach(n, (i) => macToken(macKey, macClaims(i)));
+  const macTokens = Array.from({ length: total }, (_, i) => macToken(macKey, macClaims(i)));
+  const verifyMacToken = await timeEach(n, (i) => {
+    if (macVerify(macKey, macTokens[i]!) === undefined) throw new Error("MAC token did not verify");
+  });
+
+  return { signCallToken, verifyCallToken, replayCheck, authorize: authorizeUs, logLine, metricsObservation, signMacToken, verifyMacToken };
 }
