@@ -13,7 +13,7 @@ import { createCallTokenMinter, createCallTokenVerifier, replayKeepUntil } from 
 import { createReplayCache } from "../src/auth/replay-cache.ts";
 import { authorize } from "../src/auth/authorize.ts";
 import { methodContract } from "../src/contract/types.ts";
-import { bufferedDestination, createLogger, flatLineLogger } from "../src/observability/logger.ts";
+import { asyncDestination, createLogger, flatLineLogger } from "../src/observability/logger.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
 import type { MaterialSource } from "../src/identity/material.ts";
 import type { ServerCall } from "../src/server/call.ts";
@@ -71,8 +71,8 @@ export async function measureMicroCosts(opts: { caller: MaterialSource; server: 
   };
   const authorizeUs = await timeEach(n, () => authorize(contract, verified, smallRequest));
 
-  // The product logger (same redaction, timestamp and buffered destination) writing the fields of the framework's "rpc" line.
-  const destination = bufferedDestination(opts.logFile);
+  // The product logger (same redaction, timestamp and asynchronous destination) writing the fields of the framework's "rpc" line.
+  const destination = asyncDestination(opts.logFile);
   await once(destination, "ready");
   const logger = flatLineLogger(createLogger({ level: "info", destination }).child({ service: "ticket-service" }));
   const logLine = await timeEach(n, (i) =>

@@ -7,7 +7,7 @@ import http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createMaterialSource } from "../src/identity/material.ts";
-import { bufferedDestination, createLogger } from "../src/observability/logger.ts";
+import { asyncDestination, createLogger } from "../src/observability/logger.ts";
 import { createServer } from "../src/server/server.ts";
 import { implement } from "../src/server/routes.ts";
 import { TicketServiceContract } from "../src/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
@@ -47,8 +47,8 @@ if (config === "a") {
   port = (server.address() as { port: number }).port;
   stop = () => new Promise((resolve) => server.close(() => resolve()));
 } else {
-  // Production defaults everywhere (limits, replay cache, dedupe, metrics, the buffered log destination); only the log goes to a file.
-  const logger = createLogger({ level: "info", destination: bufferedDestination(logFile) });
+  // Production defaults everywhere (limits, replay cache, dedupe, metrics, the asynchronous log destination); only the log goes to a file.
+  const logger = createLogger({ level: "info", destination: asyncDestination(logFile) });
   const service = implement(TicketServiceContract, {
     getTicketStatus: statusOf,
     listTicketsByEvent: ticketsOf,
