@@ -46,7 +46,9 @@ function deadlineOf(deadline: grpc.Deadline): number | undefined {
  * successful call. grpc-js already times the deadline (see CallLifetime).
  * A class, so a call allocates one object and no closures; the signal and
  * the response header/trailer objects are made only when something reads
- * them (most unary handlers never do).
+ * them (most unary handlers never do). They are getters on the prototype: an
+ * interceptor that needs a changed context passes this one on or wraps it
+ * (Object.create), since an object spread would drop them.
  */
 class GrpcHandlerContext implements HandlerContext {
   readonly protocolName = "grpc";
