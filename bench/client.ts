@@ -5,6 +5,7 @@
  * answers with wall time, latency percentiles, its CPU time and peak RSS.
  */
 import { performance } from "node:perf_hooks";
+import type { KeyObject } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createMaterialSource } from "../src/runtime/identity/material.ts";
@@ -13,6 +14,7 @@ import { closeClient } from "../src/runtime/client/service-client.ts";
 import { createTicketServiceClient } from "../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { clientJwtInterceptor } from "./jwt-peer.ts";
 import { grpcPeerClient } from "./grpc-peer.ts";
+import { channelBoundCredentials, clientMacInterceptor, connected } from "./mac-peer.ts";
 import {
   CONFIGS,
   largeRequest,
@@ -55,9 +57,19 @@ type Call = (kind: CaseKind) => Promise<number>;
 let call: Call;
 let close: () => void;
 
-if (config === "a" || config === "b") {
-  const interceptors = config === "b" ? [await clientJwtInterceptor(um.workload.spiffeId, expectedServer, um.workload.jwt.current)] : [];
-  const client = grpcPeerClient(um, address, expectedServer, SERVER, interceptors);
+if (config === "a" || config === "b" || config === "e") {
+  const bound = config === "e" ? channelBoundCredentials : undefined;
+  let macKey: () => KeyObject | undefined = () => undefined;
+  const interceptors =
+    config === "b" ? [await clientJwtInterceptor(um.workload.spiffeId, expectedServer, um.workload.jwt.current)]
+    : config === "e" ? [clientMacInterceptor(() => macKey())]
+    : [];
+  const client = grpcPeerClient(um, address, expectedServer, SERVER, interceptors, bound && ((creds) => {
+    const b = bound(creds);
+    macKey = b.key;
+    return b.credentials;
+  }));
+  if (config === "e") await connected(client);
   call = (kind) =>
     new Promise((resolve, reject) => {
       if (kind === "stream") {

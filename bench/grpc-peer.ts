@@ -34,14 +34,23 @@ export async function startGrpcPeer(m: IdentityMaterial, interceptors: grpc.Serv
 export interface GrpcPeerClient {
   getTicketStatus(req: unknown, cb: (err: grpc.ServiceError | null, res?: unknown) => void): void;
   listTicketsByEvent(req: unknown): NodeJS.EventEmitter;
+  waitForReady(deadline: grpc.Deadline, callback: (error?: Error) => void): void;
   close(): void;
 }
 
 /** One channel (one HTTP/2 connection); the server must present `expectedServer` as its SPIFFE URI SAN. */
-export function grpcPeerClient(m: IdentityMaterial, address: string, expectedServer: string, serverName: string, interceptors: grpc.Interceptor[]): GrpcPeerClient {
+export function grpcPeerClient(
+  m: IdentityMaterial,
+  address: string,
+  expectedServer: string,
+  serverName: string,
+  interceptors: grpc.Interceptor[],
+  /** (e) wraps the credentials to learn each connection's TLS exporter key. */
+  wrap: (creds: grpc.ChannelCredentials) => grpc.ChannelCredentials = (c) => c,
+): GrpcPeerClient {
   const creds = grpc.credentials.createSsl(Buffer.from(m.bundle.caPem), Buffer.from(m.workload.keyPem), Buffer.from(m.workload.certPem), {
     checkServerIdentity: (_host, cert) => (uriSan(cert.subjectaltname) === expectedServer ? undefined : new Error("unexpected server identity")),
   });
   const Ctor = grpc.makeGenericClientConstructor(grpcDefinition as unknown as grpc.ServiceDefinition, "TicketService");
-  return new Ctor(address, creds, { interceptors, "grpc.ssl_target_name_override": serverName }) as unknown as GrpcPeerClient;
+  return new Ctor(address, wrap(creds), { interceptors, "grpc.ssl_target_name_override": serverName }) as unknown as GrpcPeerClient;
 }

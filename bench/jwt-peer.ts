@@ -4,7 +4,7 @@
  * iss = sub = caller, aud = callee, mth, iat, exp = iat + 60 s, 128-bit jti;
  * the server checks the signature with the key of the mTLS peer, iss/sub ==
  * peer, aud, mth, lifetime and iat (5 s skew), and the jti in a Map.
- * Bench-only: the product's own path is src/auth.
+ * Bench-only: the product's own path is src/runtime/auth.
  */
 import { randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";

@@ -8,20 +8,24 @@
 import { performance } from "node:perf_hooks";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import pino from "pino";
 import type { JWK } from "jose";
 import { createCallTokenMinter, createCallTokenVerifier, replayKeepUntil } from "../src/runtime/auth/call-token.ts";
 import { createReplayCache } from "../src/runtime/auth/replay-cache.ts";
 import { authorize } from "../src/runtime/auth/authorize.ts";
 import { methodContract } from "../src/runtime/contract/types.ts";
-import { createLogger } from "../src/runtime/observability/logger.ts";
+import { asyncDestination, createLogger, flatLineLogger } from "../src/runtime/observability/logger.ts";
 import { createMetrics } from "../src/runtime/telemetry/metrics.ts";
 import type { MaterialSource } from "../src/runtime/identity/material.ts";
 import type { ServerCall } from "../src/runtime/contract/call.ts";
 import { TicketServiceContract } from "../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { smallRequest, TENANT, TicketService, UNARY_PATH } from "./shared.ts";
+import { macToken, macVerify } from "./mac-peer.ts";
+import { createSecretKey } from "node:crypto";
 
-export type MicroCosts = Record<"signCallToken" | "verifyCallToken" | "replayCheck" | "authorize" | "logLine" | "metricsObservation", number>;
+export type MicroCosts = Record<
+  "signCallToken" | "verifyCallToken" | "replayCheck" | "authorize" | "logLine" | "metricsObservation" | "signMacToken" | "verifyMacToken",
+  number
+>;
 
 async function timeEach(n: number, op: (i: number) => unknown): Promise<number> {
   // Warm-up (JIT) on indices after the measured ones, so each index is used once (fresh jtis).
@@ -67,10 +71,10 @@ export async function measureMicroCosts(opts: { caller: MaterialSource; server: 
   };
   const authorizeUs = await timeEach(n, () => authorize(contract, verified, smallRequest));
 
-  // The product logger (same redaction and timestamp) writing the fields of the framework's "rpc" line.
-  const destination = pino.destination({ dest: opts.logFile, mkdir: true });
+  // The product logger (same redaction, timestamp and asynchronous destination) writing the fields of the framework's "rpc" line.
+  const destination = asyncDestination(opts.logFile);
   await once(destination, "ready");
-  const logger = createLogger({ level: "info", destination }).child({ service: "ticket-service" });
+  const logger = flatLineLogger(createLogger({ level: "info", destination }).child({ service: "ticket-service" }));
   const logLine = await timeEach(n, (i) =>
     logger.info({ method: UNARY_PATH, protocol: "grpc", peer: caller.workload, tenant: TENANT, code: "OK", durationMs: i / 1000, requestId: undefined, attempt: 1 }, "rpc"),
   );
@@ -85,5 +89,14 @@ export async function measureMicroCosts(opts: { caller: MaterialSource; server: 
     metrics.server.finished({ call, code: 0, durationMs: i / 1000 });
   });
 
-  return { signCallToken, verifyCallToken, replayCheck, authorize: authorizeUs, logLine, metricsObservation };
+  // The (e) prototype's token: HMAC-SHA256 under a per-connection key (as the TLS exporter would give), claims parsed.
+  const macKey = createSecretKey(randomBytes(32));
+  const macClaims = (i: number) => ({ mth: UNARY_PATH, iat: now, exp: now + 60, jti: jtis[i]! });
+  const signMacToken = await timeEach(n, (i) => macToken(macKey, macClaims(i)));
+  const macTokens = Array.from({ length: total }, (_, i) => macToken(macKey, macClaims(i)));
+  const verifyMacToken = await timeEach(n, (i) => {
+    if (macVerify(macKey, macTokens[i]!) === undefined) throw new Error("MAC token did not verify");
+  });
+
+  return { signCallToken, verifyCallToken, replayCheck, authorize: authorizeUs, logLine, metricsObservation, signMacToken, verifyMacToken };
 }

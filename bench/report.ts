@@ -33,7 +33,7 @@ export function renderMarkdown(r: Results): string {
   if (withRatios.length > 0) {
     out.push(
       "",
-      "Ratios of (d) to each peer, same run (calls/s: higher is better for (d); p99 and CPU: lower is better for (d)):",
+      "Ratios of (d) to each peer, and of the (e) prototype to (a) and (b), same run (calls/s: higher is better for the first; p99 and CPU: lower is better):",
       "",
       row(["case", "ratio", "calls/s", "p99", "server CPU/call", "client CPU/call"]),
       row(["---", "---", "---:", "---:", "---:", "---:"]),
@@ -45,7 +45,7 @@ export function renderMarkdown(r: Results): string {
   out.push("", "Peak RSS per process over the whole run (MiB):", "", row(["config", "server", "client"]), row(["---", "---:", "---:"]));
   for (const [id, rss] of Object.entries(r.peakRssMiB)) if (rss) out.push(row([`(${id}) ${r.configurations[id]}`, f0(rss.server), f0(rss.client)]));
   if (r.microCostsUs) {
-    out.push("", "Per-component costs of (d), in one process, mean µs per operation:", "", row(["component", "µs"]), row(["---", "---:"]));
+    out.push("", "Per-component costs of (d) (and of the (e) prototype's token), in one process, mean µs per operation:", "", row(["component", "µs"]), row(["---", "---:"]));
     const names: Record<string, string> = {
       signCallToken: "sign a call token (client)",
       verifyCallToken: "verify a call token, replay check included (server)",
@@ -53,6 +53,8 @@ export function renderMarkdown(r: Results): string {
       authorize: "contract authorization + tenant check",
       logLine: "one rpc log line (pino, file)",
       metricsObservation: "one server metrics observation (start + finish)",
+      signMacToken: "(e) prototype: make a channel-bound MAC token (client)",
+      verifyMacToken: "(e) prototype: check a MAC token's MAC and parse its claims (server, replay check not included)",
     };
     for (const [k, v] of Object.entries(r.microCostsUs)) out.push(row([names[k] ?? k, f2(v)]));
   }

@@ -9,8 +9,10 @@
  *
  * Env: BENCH_RUNS (repetitions, default 5), BENCH_CALLS (unary calls per
  * cell, default 1500; the 64 KiB case does a quarter, the stream case a
- * fiftieth), BENCH_CONFIGS (default a,b,c,d), BENCH_OUT (default bench/results),
- * BENCH_MICRO_N (operations per micro-cost, default 2000; 0 skips).
+ * fiftieth), BENCH_CONFIGS (default a,b,c,d,e), BENCH_OUT (default bench/results),
+ * BENCH_MICRO_N (operations per micro-cost, default 2000; 0 skips), BENCH_PROFILE
+ * (a directory: each server and client process writes a CPU profile there),
+ * BENCH_CASES (comma-separated case ids to run, default all).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -45,15 +47,17 @@ export interface CaseSpec {
   calls: number;
   configs: ConfigId[];
 }
+// BENCH_CASES=unary-small-c16,...: run only these cases (profiling one cell); default all.
+const ONLY_CASES = process.env.BENCH_CASES?.split(",").map((s) => s.trim());
 const only = (ids: ConfigId[]) => SELECTED.filter((c) => ids.includes(c));
 const CASES: CaseSpec[] = ([
   { id: "unary-small-c1", kind: "unary", concurrency: 1, calls: Math.max(1, Math.round(CALLS / 3)), configs: SELECTED },
   { id: "unary-small-c16", kind: "unary", concurrency: 16, calls: CALLS, configs: SELECTED },
   { id: "unary-small-c64", kind: "unary", concurrency: 64, calls: CALLS, configs: SELECTED },
-  { id: "unary-small-c256", kind: "unary", concurrency: 256, calls: CALLS, configs: only(["a", "d"]) },
+  { id: "unary-small-c256", kind: "unary", concurrency: 256, calls: CALLS, configs: only(["a", "d", "e"]) },
   { id: "server-stream-1000-c4", kind: "stream", concurrency: 4, calls: Math.max(4, Math.round(CALLS / 50)), configs: SELECTED },
   { id: "unary-64KiB-c16", kind: "large", concurrency: 16, calls: Math.max(16, Math.round(CALLS / 4)), configs: SELECTED },
-] satisfies CaseSpec[]).filter((c) => c.configs.length > 0);
+] satisfies CaseSpec[]).filter((c) => c.configs.length > 0 && (ONLY_CASES === undefined || ONLY_CASES.includes(c.id)));
 
 export interface Sample {
   callsPerSec: number;
@@ -102,8 +106,11 @@ function versionOf(pkg: string): string {
 }
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+// BENCH_PROFILE=dir: every server and client process writes a V8 CPU profile there on exit (bench/profile-summary.ts reads them).
+const PROFILE_DIR = process.env.BENCH_PROFILE;
 function spawn(script: string, args: string[]): ChildProcess {
-  return fork(here(script), args, { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const profile = PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${script.replace(/\W/g, "")}-${args[0]}-\${pid}.cpuprofile`] : [];
+  return fork(here(script), args, { execArgv: ["--import", "tsx", ...profile], stdio: ["ignore", "inherit", "inherit", "ipc"] });
 }
 async function ask<T>(child: ChildProcess, msg: object): Promise<T> {
   child.send(msg);
@@ -203,20 +210,19 @@ try {
         samples: list.map((s) => s.sample),
       };
     }
-    // (d) against each peer, from medians of the same run: >1 means (d) has more of it.
+    // (d) against each peer, and the (e) prototype against (a) and (b), from medians of the same run: >1 means more of it.
     const ratios: Record<string, Record<string, number>> = {};
-    const d = results.d;
-    if (d) {
-      for (const peer of ["a", "b", "c"] as const) {
-        const p = results[peer];
-        if (!p) continue;
-        ratios[`d/${peer}`] = {
-          callsPerSec: d.callsPerSec / p.callsPerSec,
-          p99: d.p99Ms / p.p99Ms,
-          serverCpuPerCall: d.serverCpuUsPerCall / p.serverCpuUsPerCall,
-          clientCpuPerCall: d.clientCpuUsPerCall / p.clientCpuUsPerCall,
-        };
-      }
+    const pairs = [["d", "a"], ["d", "b"], ["d", "c"], ["e", "a"], ["e", "b"]] as const;
+    for (const [x, peer] of pairs) {
+      const d = results[x];
+      const p = results[peer];
+      if (!d || !p) continue;
+      ratios[`${x}/${peer}`] = {
+        callsPerSec: d.callsPerSec / p.callsPerSec,
+        p99: d.p99Ms / p.p99Ms,
+        serverCpuPerCall: d.serverCpuUsPerCall / p.serverCpuUsPerCall,
+        clientCpuPerCall: d.clientCpuUsPerCall / p.clientCpuUsPerCall,
+      };
     }
     return { ...spec, results, ratios };
   });

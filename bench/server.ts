@@ -6,14 +6,14 @@
 import http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import pino from "pino";
 import { createMaterialSource } from "../src/runtime/identity/material.ts";
-import { createLogger } from "../src/runtime/observability/logger.ts";
+import { asyncDestination, createLogger } from "../src/runtime/observability/logger.ts";
 import { createServer } from "../src/runtime/server/server.ts";
 import { implement } from "../src/runtime/server/routes.ts";
 import { TicketServiceContract } from "../src/contracts/gen/tickettoken/ticket/v1/ticket_service_rpc.ts";
 import { serverJwtInterceptor } from "./jwt-peer.ts";
 import { startGrpcPeer } from "./grpc-peer.ts";
+import { serverMacInterceptor } from "./mac-peer.ts";
 import { CONFIGS, SERVER, statusOf, TicketService, ticketsOf, type ConfigId } from "./shared.ts";
 import type { JWK } from "jose";
 
@@ -36,6 +36,8 @@ if (config === "a") {
 } else if (config === "b") {
   const keys = new Map<string, JWK[]>([...m.bundle.jwtKeys].map(([id, list]) => [id, list as JWK[]]));
   await bareGrpc([await serverJwtInterceptor(m.workload.spiffeId, keys)]);
+} else if (config === "e") {
+  await bareGrpc([serverMacInterceptor()]);
 } else if (config === "c") {
   const handler = connectNodeAdapter({
     routes: (router) => router.service(TicketService, { getTicketStatus: statusOf, listTicketsByEvent: ticketsOf }),
@@ -45,8 +47,8 @@ if (config === "a") {
   port = (server.address() as { port: number }).port;
   stop = () => new Promise((resolve) => server.close(() => resolve()));
 } else {
-  // Production defaults everywhere (limits, replay cache, dedupe, metrics); only the log goes to a file.
-  const logger = createLogger({ level: "info", destination: pino.destination({ dest: logFile, mkdir: true }) });
+  // Production defaults everywhere (limits, replay cache, dedupe, metrics, the asynchronous log destination); only the log goes to a file.
+  const logger = createLogger({ level: "info", destination: asyncDestination(logFile) });
   const service = implement(TicketServiceContract, {
     getTicketStatus: statusOf,
     listTicketsByEvent: ticketsOf,

@@ -18,13 +18,14 @@ import {
   type ListTicketsByEventResponse,
 } from "../src/contracts/gen/tickettoken/ticket/v1/ticket_service_pb.ts";
 
-export const CONFIGS = ["a", "b", "c", "d"] as const;
+export const CONFIGS = ["a", "b", "c", "d", "e"] as const;
 export type ConfigId = (typeof CONFIGS)[number];
 export const CONFIG_NAMES: Record<ConfigId, string> = {
   a: "bare grpc-js",
   b: "grpc-js + jose JWT interceptors",
   c: "bare connect-node",
   d: "tt-rpc full path",
+  e: "grpc-js + channel-bound MAC token (prototype)",
 };
 
 export const STREAM_MESSAGES = 1000;

@@ -28,7 +28,7 @@ import { addressVariable } from "../src/runtime/client/address.ts";
 export const OPS_PORT_OFFSET = 2000;
 /** `tt-service`'s drain delay (TT_RPC_DRAIN_DELAY_MS), set explicitly in the pod. */
 export const DRAIN_DELAY_SECONDS = 5;
-/** src/server/server.ts stop(): default grace for in-flight calls. */
+/** src/runtime/server/server.ts stop(): default grace for in-flight calls. */
 export const DRAIN_GRACE_SECONDS = 10;
 export const EXIT_MARGIN_SECONDS = 5;
 export const IMAGE = "tt-rpc";
@@ -37,7 +37,7 @@ export const RUN_AS = 10001;
 
 /** Where things live inside the pod. */
 export const POD_PATHS = {
-  /** The PKI directory the material loader reads (src/identity/pki.ts layout), made of links. */
+  /** The PKI directory the material loader reads (src/runtime/identity/pki-files.ts layout), made of links. */
   certs: "/var/run/tt-rpc/certs",
   /** csi-driver-spiffe's volume: tls.crt, tls.key, ca.crt, rotated in place. */
   svid: "/var/run/tt-rpc/svid",

@@ -34,7 +34,7 @@ export function isTransient(err: unknown): boolean {
 }
 
 export function keyReused(): ConnectError {
-  // As the framework's dedupe step answers it while the first response is still in memory (src/server/dedupe.ts).
+  // As the framework's dedupe step answers it while the first response is still in memory (src/runtime/server/dedupe.ts).
   return failedPrecondition("idempotency key was used with a different request");
 }
 

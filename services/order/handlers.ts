@@ -117,7 +117,7 @@ function requireActingUser(ctx: HandlerContext, userId: string): void {
   }
 }
 
-/** As the framework's dedupe step answers it while the first response is still in memory (src/server/dedupe.ts). */
+/** As the framework's dedupe step answers it while the first response is still in memory (src/runtime/server/dedupe.ts). */
 function keyReused(): ConnectError {
   return failedPrecondition("idempotency key was used with a different request");
 }

@@ -4,7 +4,7 @@
  * first answer. Claims of calls in flight stay in memory: a crash forgets
  * them, which is right (the handler did not answer, so a retry must run it).
  *
- * Same contract as the in-memory store (src/resilience/dedupe-store.ts): one
+ * Same contract as the in-memory store (src/runtime/resilience/dedupe-store.ts): one
  * TTL for every response (so expiry order = completion order), bounded by
  * entries and bytes with oldest-first eviction, calls in flight never evicted.
  */

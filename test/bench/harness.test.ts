@@ -66,7 +66,7 @@ describe("npm run bench (quick settings, (a) and (d))", () => {
     // (d) logged each call at info to its file: at least the measured calls (warm-up adds more).
     const measured = r.cases.reduce((n: number, c: { calls: number }) => n + c.calls, 0);
     expect(r.fullPathLogLines).toBeGreaterThanOrEqual(measured);
-    expect(Object.keys(r.microCostsUs).sort()).toEqual(["authorize", "logLine", "metricsObservation", "replayCheck", "signCallToken", "verifyCallToken"]);
+    expect(Object.keys(r.microCostsUs).sort()).toEqual(["authorize", "logLine", "metricsObservation", "replayCheck", "signCallToken", "signMacToken", "verifyCallToken", "verifyMacToken"]);
     for (const v of Object.values(r.microCostsUs)) expect(v).toBeGreaterThan(0);
 
     const md = readFileSync(join(out, "latest.md"), "utf8");

@@ -302,7 +302,7 @@ describe("per-call token, context token and authorization (raw grpc-js over mTLS
   /*
    * Spec section 4 requires "exactly one authorization value". Node's HTTP/2
    * layer treats `authorization` as a single-value header and keeps only the
-   * first field; src/server/listeners.ts puts every value back from the raw
+   * first field; src/runtime/server/listeners.ts puts every value back from the raw
    * header list, so the security interceptor sees and refuses them.
    */
   it("two authorization header fields on the wire (valid token first, garbage second) -> UNAUTHENTICATED", async () => {

@@ -2,7 +2,7 @@
  * Nothing sensitive leaves the server (issue #7.6, #7.8): a handler whose
  * outgoing call fails does not relay the dependency's status, message,
  * details or trailers; the failure is mapped to what it means for this call
- * (src/server/errors.ts) and the original is logged with its target. A
+ * (src/runtime/server/errors.ts) and the original is logged with its target. A
  * dependency whose breaker is open makes us tell our caller not to retry.
  * A handler's own deliberate error passes unchanged, but every status message
  * is capped, and health never echoes its input (a 1 MB service name must not
@@ -110,7 +110,7 @@ beforeAll(async () => {
         async countOrderTickets(req) {
           count(ticketCalls, req.orderId);
           if (req.orderId === "breaker-open") {
-            // What the client-side breaker throws (src/resilience): fail fast, marked "do not retry".
+            // What the client-side breaker throws (src/runtime/resilience): fail fast, marked "do not retry".
             throw markDownstream(new ConnectError("circuit open for order-service", Code.Unavailable), { target: "order-service", noRetry: true });
           }
           if (req.orderId === "own-not-found") throw new ConnectError("no such order", Code.NotFound, { "x-mine": "kept" });

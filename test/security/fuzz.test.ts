@@ -36,7 +36,7 @@ const PATHS = [
   TicketServiceContract.methods.getTicketFull.path,
 ];
 const GET_STATUS = TicketServiceContract.methods.getTicketStatus.path;
-/** Messages a caller may see: generic, from src/server (never parser output or type names). */
+/** Messages a caller may see: generic, from src/runtime/server (never parser output or type names). */
 const GENERIC =
   /^(unauthenticated|permission denied|malformed request message|malformed request|request too large|internal error|method not implemented|deadline exceeded|Deadline exceeded|call cancelled|request failed|malformed grpc-timeout|unsupported message encoding|compressed message without grpc-encoding|malformed metadata)$/;
 
@@ -204,7 +204,7 @@ function randomBody(r: ReturnType<typeof prng>): Buffer {
 const HEADER_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-";
 /**
  * Random metadata, and on the gRPC port the protocol answer the request guard
- * (src/server/http2-guard.ts) gives before anything else when a generated
+ * (src/runtime/server/http2-guard.ts) gives before anything else when a generated
  * grpc-timeout or grpc-encoding is malformed or unsupported.
  */
 function randomHeaders(r: ReturnType<typeof prng>, kind: Kind): { headers: Record<string, string>; refusal?: Code } {

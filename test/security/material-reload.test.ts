@@ -1,5 +1,5 @@
 /**
- * Certificate/key/bundle reload (src/identity/material.ts) against a real PKI
+ * Certificate/key/bundle reload (src/runtime/identity/material.ts) against a real PKI
  * directory: never a half-updated pair, never two reloads at once, and a
  * failed reload keeps the last good material, is logged, and never becomes an
  * unhandled rejection.

@@ -1,6 +1,6 @@
 /**
  * `tt-rpc certs ...`: manage the dev PKI (layout documented in
- * src/identity/pki.ts). `args` are the words after "certs". Prints only
+ * src/runtime/identity/pki-files.ts). `args` are the words after "certs". Prints only
  * public facts (names, SPIFFE IDs, expiry, kids), never key material.
  * Exit codes: 0 success, 2 bad usage or failure.
  */

@@ -2,7 +2,6 @@
  * The per-call JWT (spec section 4): minted fresh for every call and retry,
  * verified on every call with keys chosen by the mTLS peer's identity.
  */
-import { randomBytes } from "node:crypto";
 import type { JWK } from "jose";
 import { contextTokenHash } from "./context-token.ts";
 import { quote, resourceExhausted, unauthenticated } from "./errors.ts";
@@ -15,6 +14,7 @@ import {
   verifyStrictJws,
 } from "./keys.ts";
 import type { ReplayCache } from "./replay-cache.ts";
+import { randomId128 } from "./random.ts";
 
 export const CALL_TOKEN_TYPE = "svc-call+jwt";
 export const CALL_TOKEN_LIFETIME_SECONDS = 60;
@@ -85,7 +85,7 @@ export function createCallTokenMinter(options: {
         mth: method,
         iat,
         exp: iat + CALL_TOKEN_LIFETIME_SECONDS,
-        jti: randomBytes(16).toString("base64url"),
+        jti: randomId128(),
       };
       if (contextToken !== undefined) claims.ctx = contextTokenHash(contextToken);
       return signer.sign(claims);

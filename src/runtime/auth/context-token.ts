@@ -46,9 +46,23 @@ export interface ContextTokenMinter {
 
 const LABEL = "context token";
 
+/** Hashes of recently seen context tokens: one token is forwarded on many calls, hashed once. */
+const hashes = new Map<string, string>();
+const MAX_HASHED_TOKENS = 256;
+// Longer ones are refused by the verifier anyway; they are hashed but never remembered (bounded memory).
+const MAX_HASHED_TOKEN_CHARS = 4096;
+
 /** base64url(SHA-256(token)): the value call tokens carry in `ctx`. */
 export function contextTokenHash(token: string): string {
-  return createHash("sha256").update(token).digest("base64url");
+  let hash = hashes.get(token);
+  if (hash === undefined) {
+    hash = createHash("sha256").update(token).digest("base64url");
+    // Bounded: a full map is simply cleared (tokens live minutes; the working set is small).
+    if (token.length > MAX_HASHED_TOKEN_CHARS) return hash;
+    if (hashes.size >= MAX_HASHED_TOKENS) hashes.clear();
+    hashes.set(token, hash);
+  }
+  return hash;
 }
 
 export function createContextTokenMinter(options: {

@@ -19,9 +19,10 @@ import {
   type StreamRequest,
 } from "@connectrpc/connect";
 import { attemptDeadlineKey } from "../wire/attempt-deadline.ts";
-import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
+import { runStreamingCall } from "@connectrpc/connect/protocol";
+import { runUnary } from "./unary-call.ts";
 import { methodCodec } from "../wire/codec.ts";
-import { headersToMetadata, metadataToHeaders } from "../wire/metadata.ts";
+import { appendMetadata, headersToMetadata } from "../wire/metadata.ts";
 import { connectErrorFromGrpc, isServiceError } from "../wire/status.ts";
 import { downstreamInfo, markDownstream, markServerAnswer } from "../wire/downstream.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../wire/message-size.ts";
@@ -29,7 +30,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from "../wire/message-size.ts";
 export { attemptDeadlineKey } from "../wire/attempt-deadline.ts";
 
 export interface GrpcJsTransportOptions {
-  /** A grpc-js target: "host:port", "dns:///ticket-service:50004", "ipv4:10.0.0.1:50004,10.0.0.2:50004" (src/client/address.ts). */
+  /** A grpc-js target: "host:port", "dns:///ticket-service:50004", "ipv4:10.0.0.1:50004,10.0.0.2:50004" (src/runtime/client/address.ts). */
   readonly address: string;
   /** The service called (workload name): named on every error this transport returns. */
   readonly target?: string;
@@ -81,7 +82,7 @@ const GRPC_JS_LOCAL_STATUS =
 /**
  * The target's server itself answered INTERNAL/UNKNOWN (its grpc-status
  * trailer said so): a decision of a live server, which must not count as an
- * outage (src/resilience/classify.ts). Other codes are not marked.
+ * outage (src/runtime/resilience/classify.ts). Other codes are not marked.
  */
 export function answeredByServer(e: grpc.ServiceError): boolean {
   if (e.code !== grpc.status.INTERNAL && e.code !== grpc.status.UNKNOWN) return false;
@@ -128,7 +129,8 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     ): Promise<UnaryResponse<I, O>> {
       const codec = methodCodec(method);
       const path = `/${method.parent.typeName}/${method.name}`;
-      return runUnaryCall<I, O>({
+      // Not connect-es' runUnaryCall: that one builds a DOMException on every successful call (unary-call.ts).
+      return runUnary<I, O>({
         interceptors,
         signal,
         timeoutMs,
@@ -234,7 +236,8 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
   };
 }
 
+/** Appends metadata to response headers directly (no intermediate Headers object per event). */
 function copyInto(target: Headers, md: grpc.Metadata): void {
-  metadataToHeaders(md).forEach((v, k) => target.append(k, v));
+  appendMetadata(target, md);
 }
 

@@ -39,7 +39,7 @@ export interface MaterialSource {
 }
 
 export interface MaterialSourceOptions {
-  /** The PKI directory (layout: src/identity/pki.ts). */
+  /** The PKI directory (layout: src/runtime/identity/pki-files.ts). */
   readonly dir: string;
   readonly workload: WorkloadName;
   readonly trustDomain?: string;

@@ -20,25 +20,46 @@ const REDACT = [
   "*.key",
 ];
 
+const REDACT_CENSOR = "[redacted]";
+
 export function createLogger(options: { service?: string; level?: string; destination?: pino.DestinationStream } = {}): Logger {
   const config: LoggerOptions = {
     level: options.level ?? process.env.TT_RPC_LOG_LEVEL ?? "info",
     base: options.service ? { service: options.service } : {},
-    redact: { paths: REDACT, censor: "[redacted]" },
+    redact: { paths: REDACT, censor: REDACT_CENSOR },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   return pino(config, options.destination ?? stdoutDestination());
 }
 
 /**
- * stdout, written asynchronously (a log line costs the call path no write
- * syscall), each line as soon as the previous write is done. minLength 1
+ * Log output is asynchronous (a log line costs the call path no write
+ * syscall) and batches itself: while one write is in flight, the lines that
+ * arrive collect in memory and go out together in the next write, so under
+ * load one syscall carries many call lines, and an idle service's line goes
+ * out at once (nothing waits for a buffer to fill or a timer; the demo and
+ * the tests read call lines back from the log files right after a flow).
+ * Nothing is lost on the way out: server.stop() (the SIGTERM drain) awaits
+ * flushLogger, and pino flushes synchronously on process exit. minLength 1
  * instead of 0 changes no timing (every line is longer) but makes flush()
- * wait for the write in flight, which flushLogger relies on; pino also
- * flushes it synchronously on process exit.
+ * wait for the write in flight, which flushLogger relies on.
  */
+export function asyncDestination(dest: number | string = 1): ReturnType<typeof pino.destination> {
+  return pino.destination({ dest, sync: false, minLength: 1, mkdir: typeof dest === "string" });
+}
+
 function stdoutDestination(): pino.DestinationStream {
-  return pino.destination({ dest: 1, sync: false, minLength: 1 });
+  return asyncDestination(1);
+}
+
+/**
+ * A logger for lines made of fixed top-level fields with primitive values
+ * (the per-call "rpc" line): it keeps the top-level redaction paths and drops
+ * the wildcard ones (`*.token`), which can match nothing in a flat line but
+ * cost pino ~5-10 µs per line (measured) to apply.
+ */
+export function flatLineLogger(logger: Logger): Logger {
+  return logger.child({}, { redact: { paths: REDACT.filter((p) => !p.includes(".")), censor: REDACT_CENSOR } });
 }
 
 /** A stuck stdout (reader gone or not reading) must not hold a drain forever. */

@@ -79,7 +79,7 @@ export interface LimitSetting {
   readonly doc: string;
 }
 
-// Setting name -> env suffix, range and doc; src/config/schema.ts lists these per target.
+// Setting name -> env suffix, range and doc; services/host/config-schema.ts lists these per target.
 export const LIMIT_SETTINGS: { readonly [K in keyof ResilienceLimits]: LimitSetting } = {
   timeoutMs: { env: "TIMEOUT_MS", min: 1, max: 3_600_000, integer: true, doc: "deadline of a call when neither caller nor contract sets one (ms)" },
   attemptTimeoutMs: { env: "ATTEMPT_TIMEOUT_MS", min: 1, max: 3_600_000, integer: true, doc: "longest single attempt (ms)" },

@@ -10,7 +10,8 @@
  * It owns no timer: the wire stack already runs one deadline timer per call
  * and reports its expiry as the end of the stream; we only tell a deadline
  * from a cancellation by the clock. end() detaches everything, so nothing
- * per call outlives the call.
+ * per call outlives the call. The signal itself (and its link to the
+ * shutdown signal) is made only when something reads it.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 
@@ -18,8 +19,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 const DEADLINE_TOLERANCE_MS = 5;
 
 export class CallLifetime {
-  readonly #controller = new AbortController();
+  // Made on first read of `signal`: most handlers never read it, so most calls
+  // build no AbortController and never link to the shutdown signal (lazy signal).
+  #controller: AbortController | undefined;
+  /** Why the call stopped, when that happened before anyone read the signal. */
+  #reason: unknown;
+  #aborted = false;
   #ended = false;
+  #linked = false;
 
   /**
    * `upstream` aborts when the call must stop while running (the server's
@@ -29,12 +36,20 @@ export class CallLifetime {
     readonly deadline: number | undefined,
     private readonly upstream: AbortSignal | undefined,
     private readonly now: () => number = Date.now,
-  ) {
-    if (upstream?.aborted) this.handleEvent();
-    else upstream?.addEventListener("abort", this);
-  }
+  ) {}
 
   get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+      else if (!this.#ended && this.upstream !== undefined) {
+        if (this.upstream.aborted) this.handleEvent();
+        else {
+          this.upstream.addEventListener("abort", this);
+          this.#linked = true;
+        }
+      }
+    }
     return this.#controller.signal;
   }
 
@@ -45,11 +60,11 @@ export class CallLifetime {
 
   /** The wire stack says the call went away before we ended it: the caller cancelled, or the deadline passed. */
   cancelled(reason?: unknown): void {
-    if (this.#ended || this.#controller.signal.aborted) return;
+    if (this.#ended || this.#aborted) return;
     const deadlineHit =
       (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) ||
       (this.deadline !== undefined && this.now() >= this.deadline - DEADLINE_TOLERANCE_MS);
-    this.#controller.abort(
+    this.#abort(
       deadlineHit
         ? new ConnectError("deadline exceeded", Code.DeadlineExceeded)
         : new ConnectError("call cancelled by the client", Code.Canceled),
@@ -60,7 +75,7 @@ export class CallLifetime {
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.upstream?.removeEventListener("abort", this);
+    if (this.#linked) this.upstream!.removeEventListener("abort", this);
   }
 
   /** Upstream abort listener (an object, not a closure per call). */
@@ -68,9 +83,15 @@ export class CallLifetime {
     const reason = this.upstream?.reason;
     // The server's drain says why it ends the call (UNAVAILABLE: retry elsewhere); not a cancel by the client.
     if (reason instanceof ConnectError && reason.code === Code.Unavailable) {
-      if (!this.#ended && !this.#controller.signal.aborted) this.#controller.abort(reason);
+      if (!this.#ended && !this.#aborted) this.#abort(reason);
       return;
     }
     this.cancelled(reason);
+  }
+
+  #abort(reason: unknown): void {
+    this.#aborted = true;
+    if (this.#controller !== undefined) this.#controller.abort(reason);
+    else this.#reason = reason;
   }
 }

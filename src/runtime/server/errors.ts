@@ -5,7 +5,7 @@
  *   message (capped at MAX_STATUS_MESSAGE), details and trailers: it is a
  *   deliberate answer.
  * - A failure of a call this server made to another service (marked by the
- *   client, src/wire/downstream.ts) never passes through unchanged: its
+ *   client, src/runtime/wire/downstream.ts) never passes through unchanged: its
  *   status, message, details and trailers describe the dependency, not this
  *   call. The caller gets a fresh error with a generic message, coded for
  *   what the failure means for *this* call:

@@ -44,21 +44,60 @@ function deadlineOf(deadline: grpc.Deadline): number | undefined {
  * shutdown signal per call, and both live until the deadline unless the
  * context is aborted, which would abort the handler's signal after every
  * successful call. grpc-js already times the deadline (see CallLifetime).
+ * A class, so a call allocates one object and no closures; the signal and
+ * the response header/trailer objects are made only when something reads
+ * them (most unary handlers never do). They are getters on the prototype: an
+ * interceptor that needs a changed context passes this one on or wraps it
+ * (Object.create), since an object spread would drop them.
  */
-function handlerContext(route: Route, call: AnyServerCall, lifetime: CallLifetime, peer: PeerInfo): HandlerContext {
-  return {
-    service: route.service,
-    method: route.method,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    url: route.contract.path,
-    signal: lifetime.signal,
-    timeoutMs: () => lifetime.remainingMs(),
-    requestHeader: metadataToHeaders(call.metadata),
-    responseHeader: new Headers(),
-    responseTrailer: new Headers(),
-    values: createContextValues().set(peerKey, peer),
-  };
+class GrpcHandlerContext implements HandlerContext {
+  readonly protocolName = "grpc";
+  readonly requestMethod = "POST";
+  readonly service: HandlerContext["service"];
+  readonly method: HandlerContext["method"];
+  readonly url: string;
+  readonly requestHeader: Headers;
+  readonly values: HandlerContext["values"];
+  #responseHeader: Headers | undefined;
+  #responseTrailer: Headers | undefined;
+
+  constructor(
+    route: Route,
+    call: AnyServerCall,
+    private readonly lifetime: CallLifetime,
+    peer: PeerInfo,
+  ) {
+    this.service = route.service;
+    this.method = route.method;
+    this.url = route.contract.path;
+    this.requestHeader = metadataToHeaders(call.metadata);
+    this.values = createContextValues().set(peerKey, peer);
+  }
+
+  get signal(): AbortSignal {
+    return this.lifetime.signal;
+  }
+
+  timeoutMs(): number | undefined {
+    return this.lifetime.remainingMs();
+  }
+
+  get responseHeader(): Headers {
+    return (this.#responseHeader ??= new Headers());
+  }
+
+  get responseTrailer(): Headers {
+    return (this.#responseTrailer ??= new Headers());
+  }
+
+  /** The response headers if anything could have set them, else undefined (nothing to send). */
+  responseHeaderIfAny(): Headers | undefined {
+    return this.#responseHeader;
+  }
+
+  responseTrailerIfAny(): Headers | undefined {
+    return this.#responseTrailer;
+  }
 }
 
 function prepareCall(
@@ -79,17 +118,25 @@ function prepareCall(
     ...("request" in call ? { encodedRequest: call.request as Uint8Array } : {}),
     ...(requests ? { requests } : {}),
     deadline: lifetime.deadline,
-    context: handlerContext(route, call, lifetime, peer),
+    context: new GrpcHandlerContext(route, call, lifetime, peer),
     peer,
     protocol: "grpc",
   };
   return { sc, lifetime };
 }
 
-function sendHeaderIfAny(call: AnyServerCall, headers: Headers): void {
+function sendHeaderIfAny(call: AnyServerCall, context: HandlerContext): void {
+  const headers = context instanceof GrpcHandlerContext ? context.responseHeaderIfAny() : context.responseHeader;
+  if (headers === undefined) return;
   let any = false;
   headers.forEach(() => (any = true));
   if (any) call.sendMetadata(headersToMetadata(headers));
+}
+
+/** The trailers to send: an empty Metadata unless something set some (no Headers made for nothing). */
+function trailerOf(context: HandlerContext): grpc.Metadata {
+  const trailer = context instanceof GrpcHandlerContext ? context.responseTrailerIfAny() : context.responseTrailer;
+  return trailer === undefined ? new grpc.Metadata() : headersToMetadata(trailer);
 }
 
 /** Trailers of the statuses our handlers answered with; any other error status came from grpc-js itself. */
@@ -158,8 +205,8 @@ function unaryHandler(route: Route, shutdown: AbortSignal, report: ErrorReporter
         if (result.kind !== "unary") throw new Error("stream result for a unary method");
         const bytes = serializeResponse(serialize, result.message, maxMessageBytes);
         lifetime.end();
-        sendHeaderIfAny(call, sc.context.responseHeader);
-        callback(null, bytes, headersToMetadata(sc.context.responseTrailer));
+        sendHeaderIfAny(call, sc.context);
+        callback(null, bytes, trailerOf(sc.context));
       },
     ).catch((err: unknown) => {
       lifetime.end();
@@ -205,7 +252,7 @@ function streamHandler(route: Route, shutdown: AbortSignal, report: ErrorReporte
         if (signal.aborted) break;
         const bytes = serializeResponse(serialize, message, maxMessageBytes);
         if (!headerSent) {
-          sendHeaderIfAny(call, sc.context.responseHeader);
+          sendHeaderIfAny(call, sc.context);
           headerSent = true;
         }
         // Respect HTTP/2 flow control: wait for drain instead of buffering the whole stream.
@@ -214,8 +261,8 @@ function streamHandler(route: Route, shutdown: AbortSignal, report: ErrorReporte
       // A stream cut short by the deadline or a cancel never ends with OK.
       if (signal.aborted) throw signal.reason;
       lifetime.end();
-      if (!headerSent) sendHeaderIfAny(call, sc.context.responseHeader);
-      call.end(headersToMetadata(sc.context.responseTrailer));
+      if (!headerSent) sendHeaderIfAny(call, sc.context);
+      call.end(trailerOf(sc.context));
     })().catch((err: unknown) => {
       lifetime.end();
       if (!call.cancelled) call.emit("error", failure(err, route, report));

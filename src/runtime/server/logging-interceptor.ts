@@ -5,7 +5,7 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { callContextKey } from "../auth/call-context.ts";
-import type { Logger } from "../observability/logger.ts";
+import { flatLineLogger, type Logger } from "../observability/logger.ts";
 import { ATTEMPT_HEADER, REQUEST_ID_HEADER } from "../observability/headers.ts";
 import type { CallResult, ServerCall, ServerInterceptor } from "../contract/call.ts";
 import { asHooks, type CallFinished, type CallObserver, type CallObserverHooks } from "../telemetry/call-observer.ts";
@@ -59,18 +59,21 @@ export type RejectedCallLogger = (call: ServerCall, start: number, err: unknown)
  */
 export function rejectedCallLogger(logger: Logger, observer?: CallObserver): RejectedCallLogger {
   const observe = observer && asHooks(observer);
+  const lines = flatLineLogger(logger);
   return (call, start, err) => {
     observe?.started?.(call);
-    finishCall(logger, observe, call, start, callerCode(err), err);
+    finishCall(lines, observe, call, start, callerCode(err), err);
   };
 }
 
 export function loggingInterceptor(logger: Logger, observer?: CallObserver): ServerInterceptor {
   const observe = observer && asHooks(observer);
+  // The rpc line is flat (fixed keys, primitive values): its logger skips the wildcard redaction paths.
+  const lines = flatLineLogger(logger);
   return (next) => async (call) => {
     const start = performance.now();
     observe?.started?.(call);
-    const finish = (code: Code | 0, err?: unknown) => finishCall(logger, observe, call, start, code, err);
+    const finish = (code: Code | 0, err?: unknown) => finishCall(lines, observe, call, start, code, err);
     let result: CallResult;
     try {
       result = await next(call);

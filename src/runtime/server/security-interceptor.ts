@@ -172,7 +172,10 @@ export function securityInterceptor(authenticator: CallAuthenticator, logger: Lo
       deadline: call.deadline ?? absoluteDeadline(call.context.timeoutMs()),
       requestId: headers.get(REQUEST_ID_HEADER) ?? randomUUID(),
       traceparent: headers.get(TRACEPARENT_HEADER) ?? undefined,
-      signal: call.context.signal,
+      // Read only when the handler makes a call: the adapters make the signal lazily.
+      get signal() {
+        return call.context.signal;
+      },
       tenantId: verified.tenantId,
       userId: verified.userId,
     };

@@ -23,7 +23,11 @@ export function headersToMetadata(headers: Headers): Metadata {
 }
 
 export function metadataToHeaders(md: Metadata): Headers {
-  const headers = new Headers();
+  return appendMetadata(new Headers(), md);
+}
+
+/** Appends every metadata value to `headers` (binary values base64); returns `headers`. */
+export function appendMetadata(headers: Headers, md: Metadata): Headers {
   const map = md.getMap();
   for (const key of Object.keys(map)) {
     for (const value of md.get(key)) {

@@ -33,7 +33,7 @@ export function connectErrorFromGrpc(e: ServiceError | StatusObject, target = "u
   if (e.code === 14 && TLS_FAILURE.test(e.details)) {
     return markDownstream(new ConnectError(`mTLS handshake failed: ${e.details}`, Code.Unauthenticated, trailers), { target });
   }
-  // Marked as a dependency's answer, so a server boundary never relays it unchanged (src/server/errors.ts).
+  // Marked as a dependency's answer, so a server boundary never relays it unchanged (src/runtime/server/errors.ts).
   const err = markDownstream(new ConnectError(e.details, e.code as number as Code, trailers), { target });
   const raw = e.metadata?.get(DETAILS_KEY)[0];
   if (raw instanceof Uint8Array) {
