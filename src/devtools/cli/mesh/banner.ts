@@ -52,7 +52,8 @@ export function bannerLines(rows: readonly BannerRow[], certs: string, cwd: stri
   const addr = target.grpc;
   const grpcurlTls = `-cacert ${p.bundleCa} -cert ${ops.cert} -key ${ops.key}`;
   const bufTls = `--protocol grpc --cacert ${p.bundleCa} --cert ${ops.cert} --key ${ops.key}`;
-  const tt = `npm run -s tt-rpc --`;
+  // The compiled CLI (npx tt-rpc): a token in well under a second, so inline minting stays quick.
+  const tt = `npx tt-rpc`;
   const certsFlag = c === ".tt-rpc/certs" ? "" : ` --certs ${c}`;
   // A call the ops identity may make on demo data: venue-service's GetVenue if it runs, else the admin RPC every server hosts.
   const call =
