@@ -79,41 +79,73 @@ export function inlineCommands(readme: string): string[] {
   return [...new Set(spans.filter((s) => /^(npm|npx) /.test(s)))];
 }
 
-/** Splits a shell word list the way bash would for the plain cases the README uses (quotes, no expansion). */
-export function shellWords(command: string): string[] {
-  const words: string[] = [];
-  let cur = "";
-  let inWord = false;
+export interface ShellWord {
+  /** The word as the command receives it (quotes removed; `$(...)` and `$VAR` left unexpanded). */
+  readonly value: string;
+  /** The word as written. */
+  readonly raw: string;
+}
+
+/** Splits a command into words the way bash does for the plain cases the README uses (quotes, `$(...)` kept whole). */
+export function shellWords(command: string): ShellWord[] {
+  const words: ShellWord[] = [];
+  let value = "";
+  let start = -1;
   let quote: '"' | "'" | undefined;
-  let depth = 0; // inside $( ... ): kept as one word
+  let depth = 0; // inside $( ... )
+  const end = (i: number) => {
+    if (start >= 0) words.push({ value, raw: command.slice(start, i) });
+    value = "";
+    start = -1;
+  };
   for (let i = 0; i < command.length; i++) {
     const c = command[i]!;
+    if (start < 0 && /\s/.test(c) && !quote) continue;
+    if (start < 0 && c === "#") break; // a comment runs to the end of the line
+    if (start < 0) start = i;
+    if (c === "$" && command[i + 1] === "(" && quote !== "'") {
+      depth++;
+      value += c;
+      continue;
+    }
+    if (depth > 0) {
+      if (c === ")") depth--;
+      value += c;
+      continue;
+    }
     if (quote) {
-      if (c === quote && depth === 0) quote = undefined;
-      else cur += c;
-      if (quote === '"' && c === "$" && command[i + 1] === "(") depth++;
-      else if (depth > 0 && c === ")") depth--;
+      if (c === quote) quote = undefined;
+      else value += c;
       continue;
     }
-    if (c === "$" && command[i + 1] === "(") depth++;
-    else if (depth > 0 && c === ")") depth--;
-    if (depth === 0 && (c === '"' || c === "'")) {
+    if (c === '"' || c === "'") {
       quote = c;
-      inWord = true;
       continue;
     }
-    if (depth === 0 && /\s/.test(c)) {
-      if (inWord) words.push(cur);
-      cur = "";
-      inWord = false;
+    if (/\s/.test(c)) {
+      end(i);
       continue;
     }
-    cur += c;
-    inWord = true;
+    value += c;
   }
-  if (quote) throw new Error(`unbalanced quote in: ${command}`);
-  if (inWord) words.push(cur);
+  if (quote || depth > 0) throw new Error(`unbalanced quote or $( in: ${command}`);
+  end(command.length);
   return words;
+}
+
+/** `NAME=value` / `NAME="value"` assignments of a block (not `$(...)` ones), in order. */
+export function simpleAssignments(commands: readonly string[]): Map<string, string> {
+  const vars = new Map<string, string>();
+  for (const c of commands) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(?:"([^"$]*(?:\$[A-Z_][A-Z0-9_]*[^"$]*)*)"|([^\s"'$(]*(?:\$[A-Z_][A-Z0-9_]*[^\s"'$(]*)*))$/.exec(c);
+    if (m) vars.set(m[1]!, expandVars(m[2] ?? m[3] ?? "", vars));
+  }
+  return vars;
+}
+
+/** Replaces `$NAME` (not `$(`) by the value of a simple assignment; other variables stay. */
+export function expandVars(text: string, vars: ReadonlyMap<string, string>): string {
+  return text.replace(/\$([A-Z_][A-Z0-9_]*)/g, (all, name: string) => vars.get(name) ?? all);
 }
 
 /** The file tsc checks: the README's declared context, then the block as written. */
