@@ -74,6 +74,8 @@ export function parseGrpcurl(command: string): GrpcurlCommand {
     }
     if (f.name === "d" && f.value !== "@" && !f.value!.includes("$(")) JSON.parse(f.value!);
   }
+  const plaintext = flags.some((f) => f.name === "plaintext" && f.value !== "false");
+  if (plaintext && flags.some((f) => ["cacert", "cert", "key"].includes(f.name))) throw new Error("-plaintext with TLS flags");
   const [address, second, third, ...extra] = rest;
   if (!address || !/^[\w.-]+:\d+$|^\$\w+$/.test(address)) throw new Error(`expected host:port, got ${address ?? "nothing"}`);
   if (extra.length > 0) throw new Error(`too many arguments: ${extra.join(" ")}`);
@@ -81,9 +83,6 @@ export function parseGrpcurl(command: string): GrpcurlCommand {
   if (!second) throw new Error("no method, list or describe after the address");
   if (third !== undefined) throw new Error(`unexpected argument after the method: ${third}`);
   if (!/^[\w.]+[/.]\w+$/.test(second)) throw new Error(`not a method name: ${second}`);
-  const plaintext = flags.some((f) => f.name === "plaintext" && f.value !== "false");
-  const tls = flags.some((f) => ["cacert", "cert", "key"].includes(f.name));
-  if (plaintext && tls) throw new Error("-plaintext with TLS flags");
   return { flags, address, verb: "invoke", symbol: second };
 }
 

@@ -156,3 +156,18 @@ export function snippetSource(b: FencedBlock): string {
   return `${context ? `${context}\n` : ""}${b.text}\n${isModule ? "" : "export {};\n"}`;
 }
 
+
+/** The command without its trailing `# comment` (a `#` that starts a word outside quotes). */
+export function stripComment(command: string): string {
+  let quote: string | undefined;
+  let depth = 0;
+  for (let i = 0; i < command.length; i++) {
+    const c = command[i]!;
+    if (c === "$" && command[i + 1] === "(" && quote !== "'") depth++;
+    else if (depth > 0 && c === ")") depth--;
+    else if (depth === 0 && quote && c === quote) quote = undefined;
+    else if (depth === 0 && !quote && (c === '"' || c === "'")) quote = c;
+    else if (depth === 0 && !quote && c === "#" && (i === 0 || /\s/.test(command[i - 1]!))) return command.slice(0, i).trimEnd();
+  }
+  return command.trimEnd();
+}
