@@ -30,7 +30,8 @@ const USAGE = `usage: tt-rpc serve <service> [--certs <dir>] [--data <dir>] [--h
   --ops-host      its bind address (env TT_RPC_OPS_HOST; default 127.0.0.1; 0.0.0.0 in a pod for kubelet)
 On SIGTERM/SIGINT: NOT_SERVING while still serving for TT_RPC_DRAIN_DELAY_MS (default 5000), then in-flight calls get up to 10 s.
 Downstream services are found through <NAME>_RPC_ADDRESS / <NAME>_SERVICE_URL (default: the mesh ports).
-Every setting of the environment is checked first (README "Configuration"); a bad one: exit 2, naming it.`;
+Every setting of the environment is checked first (README "Configuration"); a bad one: exit 2, naming it.
+In a container: \`tt-service <service> [options]\`, the same command from @tickettoken/services without the dev tools.`;
 
 /** Exit code for a port already in use: the mesh tells it apart from a crash (no restart). */
 export const EXIT_PORT_IN_USE = 3;

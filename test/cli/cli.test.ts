@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contextTokenHash } from "../../src/runtime/auth/context-token.ts";
 import { pkiPaths } from "../../src/devtools/pki/dev-ca.ts";
 import type { ExecResult } from "../support/exec.ts";
-import { ttRpc, ttRpcBin } from "./run-cli.ts";
+import { ttRpc, ttRpcBin, ttService } from "./run-cli.ts";
 
 const OPS_ID = "spiffe://tickettoken.internal/ns/dev/sa/ops";
 const TICKET_ID = "spiffe://tickettoken.internal/ns/dev/sa/ticket-service";
@@ -89,6 +89,15 @@ describe("tt-rpc certs", () => {
     expectUsageError(r, /bundle\.json.*missing/);
   });
 
+  it("the services' bin (tt-service, compiled, what a container runs) serves without the dev tools and fails closed", async () => {
+    const help = await ttService(["--help"]);
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toContain("tt-service <service>");
+    const r = await ttService(["ticket-service", "--certs", join(tmp, "nothing-here"), "--port", "0"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr + r.stdout).toMatch(/nothing-here[/\\]bundle[/\\]bundle\.json: missing/);
+  });
+
   it("the package bin (src/devtools/bin/tt-rpc.mjs, compiled) runs the same CLI", async () => {
     const r = await ttRpcBin(["certs", "init", "--dir", dir]);
     printed.push(r.stdout, r.stderr);
@@ -119,7 +128,7 @@ describe("tt-rpc token usage errors: exit 2, a clear message, no stack trace", (
   it("missing PKI directory", async () => {
     const missing = join(tmp, "no-pki");
     const r = await cli(["token", "--certs", missing, "--as", "ops", "--aud", "ticket-service", "--method", "reflection"]);
-    expectUsageError(r, /ops[/\\]tls\.crt: missing/);
+    expectUsageError(r, /ops[/\\]jwt-signing\.jwk\.json: missing/);
     expect(r.stderr).toContain("tt-rpc certs init");
   });
 });

@@ -103,6 +103,15 @@ export async function waitGone(pids: readonly number[], timeoutMs: number): Prom
 }
 
 /** Every descendant of `pid` (from /proc), so a test can check nothing is left behind. */
+/** The command line of a live process ("" once it has exited). */
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+  } catch {
+    return "";
+  }
+}
+
 export function descendants(pid: number): number[] {
   const parent = new Map<number, number>();
   for (const name of readdirSync("/proc")) {

@@ -45,6 +45,11 @@ export function ttRpcBin(args: readonly string[], timeoutMs = 20_000): Promise<E
   return exec(process.execPath, [CLI_LAUNCHER, ...args], timeoutMs, cliEnv({ NODE_OPTIONS: "" }));
 }
 
+/** `node services/bin/tt-service.mjs ...args`: the services package's bin (compiled, as a container runs it). */
+export function ttService(args: readonly string[], timeoutMs = 20_000): Promise<ExecResult> {
+  return exec(process.execPath, [`${REPO_ROOT}services/bin/tt-service.mjs`, ...args], timeoutMs, cliEnv({ NODE_OPTIONS: "" }));
+}
+
 /** Mints a token with the CLI and returns it; fails the test with the CLI's stderr otherwise. */
 export async function cliOutput(args: readonly string[]): Promise<string> {
   const r = await ttRpc(args);

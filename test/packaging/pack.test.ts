@@ -53,7 +53,7 @@ describe("npm pack", () => {
     expect(files.filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))).toEqual([]);
     expect(files.every((f) => f === "package.json" || f.startsWith("dist/"))).toBe(true);
     // The dev CA, the CLI and the code generator live in @tickettoken/rpc-devtools.
-    expect(files.filter((f) => /cert-issue|dev-ca|\/cli\/|codegen|tsbuildinfo/.test(f))).toEqual([]);
+    expect(files.filter((f) => /cert-issue|dev-ca|key-files|\/cli\/|codegen|tsbuildinfo/.test(f))).toEqual([]);
     const manifest = JSON.parse(readFileSync(join(REPO_ROOT, "src/runtime/package.json"), "utf8")) as { dependencies: Record<string, string> };
     expect(Object.keys(manifest.dependencies)).not.toContain("tsx");
   });

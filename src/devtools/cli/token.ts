@@ -6,8 +6,9 @@
  */
 import { parseArgs } from "node:util";
 import { createCallTokenMinter } from "@tickettoken/rpc/internal/auth/call-token";
-import { DEFAULT_CERTS_DIR, loadWorkloadMaterial, PkiError } from "@tickettoken/rpc/internal/identity/pki-files";
-import { workloadSpiffeId } from "@tickettoken/rpc/internal/identity/spiffe-id";
+import { DEFAULT_CERTS_DIR, loadJwtSigningKeys, PkiError, pkiPaths } from "@tickettoken/rpc/internal/identity/pki-layout";
+import { readFile } from "node:fs/promises";
+import { parseWorkloadId, workloadSpiffeId } from "@tickettoken/rpc/internal/identity/spiffe-id";
 import { isServiceName, isWorkloadName, SERVICE_NAMES, WORKLOAD_NAMES } from "@tickettoken/rpc/internal/identity/workloads";
 import { stdio, usageError, type CliIo } from "@tickettoken/services/host/cli-io";
 import { knownMethods, METHOD_ALIASES } from "./methods.ts";
@@ -52,10 +53,12 @@ export async function runToken(args: string[], io: CliIo = stdio): Promise<numbe
     return usageError(io, `unknown method "${values.method}": expected /package.Service/Method of a TicketToken contract or an alias`, USAGE);
   }
   try {
-    const material = await loadWorkloadMaterial(values.certs ?? DEFAULT_CERTS_DIR, as);
-    const minter = createCallTokenMinter({ identity: material.spiffeId, key: material.jwt.signingKey() });
+    const dir = values.certs ?? DEFAULT_CERTS_DIR;
+    const keys = await loadJwtSigningKeys(dir, as);
+    const env = await pkiEnv(dir, as);
+    const minter = createCallTokenMinter({ identity: workloadSpiffeId(as, env), key: keys.signingKey() });
     const token = await minter.mint({
-      audience: workloadSpiffeId(values.aud, material.env),
+      audience: workloadSpiffeId(values.aud, env),
       method,
       contextToken: values.context,
     });
@@ -63,9 +66,33 @@ export async function runToken(args: string[], io: CliIo = stdio): Promise<numbe
     return 0;
   } catch (err) {
     if (err instanceof PkiError) {
-      io.err(`token: ${err.message}\n(run \`tt-rpc certs init\` first?)`);
+      io.err(err.message.includes("certs init") ? `token: ${err.message}` : `token: ${err.message}\n(run \`tt-rpc certs init\` first?)`);
       return 2;
     }
     throw err;
   }
+}
+
+/**
+ * The PKI's env (the `ns` of its SPIFFE IDs), read from the bundle's key list without
+ * parsing any certificate: minting needs only the signing key, and the server checks the rest.
+ */
+async function pkiEnv(dir: string, workload: string): Promise<string> {
+  const path = pkiPaths(dir).bundleJson;
+  let bundle: { trust_domain?: unknown; jwt_keys?: unknown };
+  try {
+    bundle = JSON.parse(await readFile(path, "utf8")) as typeof bundle;
+  } catch (err) {
+    throw new PkiError((err as NodeJS.ErrnoException).code === "ENOENT" ? "missing (run `tt-rpc certs init`)" : "not valid JSON", path);
+  }
+  const ids = bundle.jwt_keys !== null && typeof bundle.jwt_keys === "object" ? Object.keys(bundle.jwt_keys) : [];
+  for (const id of ids) {
+    try {
+      const parsed = parseWorkloadId(id, String(bundle.trust_domain));
+      if (parsed.workload === workload) return parsed.env;
+    } catch {
+      // not ours to judge here: the server verifies the token
+    }
+  }
+  throw new PkiError(`has no JWT keys for ${workload}`, path);
 }

@@ -4,7 +4,7 @@
  * security tests can mint deliberately wrong certificates with the same code
  * that mints the right ones.
  */
-import { KeyObject, createPrivateKey, createPublicKey, randomBytes, type webcrypto } from "node:crypto";
+import { KeyObject, randomBytes, type webcrypto } from "node:crypto";
 import * as x509 from "@tickettoken/rpc/internal/identity/x509";
 import { workloadSpiffeId, TRUST_DOMAIN } from "@tickettoken/rpc/internal/identity/spiffe-id";
 import { isServiceName } from "@tickettoken/rpc/internal/identity/workloads";

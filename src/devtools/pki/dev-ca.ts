@@ -21,12 +21,11 @@
  * are two renames: a reader must check the pair matches (loadWorkloadMaterial
  * does) and retry. Not safe for two writers at once on the same dir.
  */
-import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import * as x509 from "@tickettoken/rpc/internal/identity/x509";
 import { TRUST_DOMAIN, parseWorkloadId, workloadSpiffeId } from "@tickettoken/rpc/internal/identity/spiffe-id";
-import { WORKLOAD_NAMES, isWorkloadName, type WorkloadName } from "@tickettoken/rpc/internal/identity/workloads";
+import { WORKLOAD_NAMES } from "@tickettoken/rpc/internal/identity/workloads";
 import { inspectPeerLeaf } from "@tickettoken/rpc/internal/identity/leaf-checks";
 import {
   type CaMaterial,
@@ -37,18 +36,11 @@ import {
   keyMatchesCert,
 } from "./cert-issue.ts";
 import {
-  type PrivateSigningJwk,
   type PublicSigningJwk,
   type SigningKeyFile,
-  checkPublicJwk,
-  currentKey,
-  signingKeyAt,
-  newKeyFile,
-  parseKeyFile,
-  rotateKeyFile,
-  serializeKeyFile,
   toPublicJwk,
 } from "@tickettoken/rpc/internal/identity/jwt-keys";
+import { newKeyFile, rotateKeyFile, serializeKeyFile } from "./key-files.ts";
 
 import { PkiError, pkiPaths, loadTrustBundle, requireWorkload, readKeyFile, readOptional, readRequired } from "@tickettoken/rpc/internal/identity/pki-files";
 

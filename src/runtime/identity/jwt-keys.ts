@@ -1,6 +1,7 @@
 /**
  * ES256 signing keys for per-call JWTs and context tokens, and the key file
- * that holds them.
+ * that holds them, as services read it (writing and rotating it is the dev
+ * tools' job: @tickettoken/rpc-devtools pki/key-files.ts).
  *
  * Key file (`jwt-signing.jwk.json`, `context-signing.jwk.json`), newest first:
  *   { "current": "<kid>", "keys": [ { "created": "<ISO time>", "jwk": <private JWK> }, ... ] }
@@ -15,7 +16,7 @@
  * token life plus bundle reload delay).
  */
 import { createPrivateKey, createPublicKey } from "node:crypto";
-import { generateSigningKey, thumbprintKid } from "./jwk.ts";
+import { thumbprintKid } from "./jwk.ts";
 
 export const JWT_KEY_GRACE_MS = 60 * 60_000;
 
@@ -45,31 +46,6 @@ export interface SigningKeyFile {
   keys: Array<{ created: string; jwk: PrivateSigningJwk }>;
 }
 
-/** A fresh ES256 key in our stored form (one generator for the whole code base: jwk.ts). */
-export async function generateSigningJwk(): Promise<PrivateSigningJwk> {
-  const jwk = await generateSigningKey();
-  return { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y, d: jwk.d!, kid: jwk.kid!, alg: "ES256", use: "sig" };
-}
-
-export async function newKeyFile(now = new Date()): Promise<SigningKeyFile> {
-  const jwk = await generateSigningJwk();
-  return { current: jwk.kid, keys: [{ created: now.toISOString(), jwk }] };
-}
-
-/** Add a new current key and prune per the rotation rule above. */
-export async function rotateKeyFile(
-  file: SigningKeyFile,
-  opts: { now?: Date; graceMs?: number } = {},
-): Promise<SigningKeyFile> {
-  const now = opts.now ?? new Date();
-  const grace = opts.graceMs ?? JWT_KEY_GRACE_MS;
-  const jwk = await generateSigningJwk();
-  const all = [{ created: now.toISOString(), jwk }, ...file.keys];
-  // all[i] was retired when all[i - 1] was created.
-  const kept = all.filter((_, i) => i <= 1 || now.getTime() - Date.parse(all[i - 1]!.created) <= grace);
-  return { current: jwk.kid, keys: kept };
-}
-
 export function toPublicJwk(jwk: PrivateSigningJwk): PublicSigningJwk {
   const { kty, crv, x, y, kid, alg, use } = jwk;
   return { kty, crv, x, y, kid, alg, use };
@@ -88,10 +64,6 @@ export function currentKey(file: SigningKeyFile): PrivateSigningJwk {
   const entry = file.keys.find((k) => k.jwk.kid === file.current);
   if (!entry) throw new Error(`current kid ${file.current} is not among the keys`);
   return entry.jwk;
-}
-
-export function serializeKeyFile(file: SigningKeyFile): string {
-  return JSON.stringify(file, null, 2) + "\n";
 }
 
 /** Parse and fully validate a key file; the message says what is wrong. */

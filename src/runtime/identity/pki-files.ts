@@ -17,56 +17,21 @@
  * tls.key and tls.crt are replaced by two renames: loadWorkloadMaterial checks
  * the pair matches, and a reloading reader retries.
  */
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import * as x509 from "./x509.ts";
+import { PkiError, pkiPaths, readKeyFile, readRequired, requireWorkload } from "./pki-layout.ts";
+
+export { DEFAULT_CERTS_DIR, PkiError, loadContextSigningKey, loadJwtSigningKeys, pkiPaths, readKeyFile, readOptional, readRequired, requireWorkload, type SigningKeys } from "./pki-layout.ts";
 import { TRUST_DOMAIN, parseWorkloadId, workloadSpiffeId } from "./spiffe-id.ts";
-import { WORKLOAD_NAMES, isWorkloadName, type WorkloadName } from "./workloads.ts";
+import type { WorkloadName } from "./workloads.ts";
 import { inspectPeerLeaf } from "./leaf-checks.ts";
 import { keyMatchesCert } from "./key-pem.ts";
 import {
   type PrivateSigningJwk,
   type PublicSigningJwk,
-  type SigningKeyFile,
   checkPublicJwk,
   currentKey,
   signingKeyAt,
-  parseKeyFile,
 } from "./jwt-keys.ts";
-
-/** Where `tt-rpc certs init` writes the dev PKI, and where services look by default. */
-export const DEFAULT_CERTS_DIR = ".tt-rpc/certs";
-
-/** Missing or invalid PKI material; `file` is the path to fix. */
-export class PkiError extends Error {
-  override name = "PkiError";
-  constructor(
-    message: string,
-    readonly file?: string,
-  ) {
-    super(file ? `${file}: ${message}` : message);
-  }
-}
-
-export function pkiPaths(dir: string) {
-  return {
-    caDir: join(dir, "ca"),
-    caCert: join(dir, "ca", "ca.crt"),
-    caKey: join(dir, "ca", "ca.key"),
-    bundleDir: join(dir, "bundle"),
-    bundleCa: join(dir, "bundle", "ca.crt"),
-    bundleJson: join(dir, "bundle", "bundle.json"),
-    contextDir: join(dir, "context"),
-    contextKey: join(dir, "context", "context-signing.jwk.json"),
-    workload: (w: string) => ({
-      dir: join(dir, w),
-      cert: join(dir, w, "tls.crt"),
-      key: join(dir, w, "tls.key"),
-      jwt: join(dir, w, "jwt-signing.jwk.json"),
-    }),
-  };
-}
-
 
 export interface TrustBundle {
   trustDomain: string;
@@ -188,33 +153,7 @@ export async function loadWorkloadMaterial(
   };
 }
 
-/** The context-token signing key (api-gateway and the CLI mint context tokens). */
-export async function loadContextSigningKey(
-  dir: string,
-): Promise<{ current: PrivateSigningJwk; keys: PrivateSigningJwk[]; signingKey(now?: number): PrivateSigningJwk }> {
-  const file = (await readKeyFile(pkiPaths(dir).contextKey, false))!;
-  return { current: currentKey(file), keys: file.keys.map((k) => k.jwk), signingKey: (at?: number) => signingKeyAt(file, at) };
-}
-
 // ---- internals ----
-
-export function requireWorkload(name: string): WorkloadName {
-  if (!isWorkloadName(name)) {
-    throw new PkiError(`unknown workload "${name}"; valid names: ${WORKLOAD_NAMES.join(", ")}`);
-  }
-  return name;
-}
-
-/** Key file, or undefined when absent and `optional`; invalid content is always an error. */
-export async function readKeyFile(path: string, optional: boolean): Promise<SigningKeyFile | undefined> {
-  const text = optional ? await readOptional(path) : await readRequired(path);
-  if (text === undefined) return undefined;
-  try {
-    return await parseKeyFile(text);
-  } catch (err) {
-    throw new PkiError((err as Error).message, path);
-  }
-}
 
 async function publicKeyList(value: unknown, label: string, path: string): Promise<PublicSigningJwk[]> {
   if (!Array.isArray(value) || value.length === 0) throw new PkiError(`${label} must be a non-empty array`, path);
@@ -227,20 +166,5 @@ async function publicKeyList(value: unknown, label: string, path: string): Promi
     }
   }
   return out;
-}
-
-export async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new PkiError(`cannot read: ${(err as Error).message}`, path);
-  }
-}
-
-export async function readRequired(path: string): Promise<string> {
-  const text = await readOptional(path);
-  if (text === undefined) throw new PkiError("missing (run `tt-rpc certs init`)", path);
-  return text;
 }
 
