@@ -42,6 +42,7 @@ const NOT_RUN: Readonly<Record<string, string>> = {
   "npm run check:deps": ".ci/run runs it as its own step",
   "npm run bench": "about 3 minutes of load; BENCHMARKS.md holds its results",
   "npm run bench:quick": "a benchmark run (load, not a check); test/bench/harness.test.ts tests the harness",
+  "npm run bench:token": "a benchmark (repeated timed runs under the machine's load), not a check",
   "npm pack -w @tickettoken/rpc": "test/packaging/pack.test.ts packs the packages, installs them into a fresh project and makes a call",
 };
 
