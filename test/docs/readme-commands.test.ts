@@ -43,7 +43,6 @@ const NOT_RUN: Readonly<Record<string, string>> = {
   "npm run bench": "about 3 minutes of load; BENCHMARKS.md holds its results",
   "npm run bench:quick": "a benchmark run (load, not a check); test/bench/harness.test.ts tests the harness",
   "npm run bench:token": "a benchmark (repeated timed runs under the machine's load), not a check",
-  "npm pack -w @tickettoken/rpc": "test/packaging/pack.test.ts packs the packages, installs them into a fresh project and makes a call",
 };
 
 /** Where a NOT_RUN reason says another file runs the command, that file must exist and mention it. */
@@ -53,7 +52,6 @@ const COVERED_BY: Readonly<Record<string, { file: string; mentions: string }>> =
   "npm ci": { file: ".ci/run", mentions: "npm ci --no-audit --no-fund" },
   "npm run build": { file: "package.json", mentions: '"pretest": "npm run -s build' },
   "npm run check:deps": { file: ".ci/run", mentions: "npm run --silent check:deps" },
-  "npm pack -w @tickettoken/rpc": { file: "test/packaging/pack.test.ts", mentions: "pack" },
   "kubectl apply -k deploy/overlays/dev": { file: "test/deploy/manifests.test.ts", mentions: "overlays/dev" },
 };
 
@@ -287,16 +285,19 @@ describe("README commands, run as printed against a real mesh", () => {
     }
   }, 120_000);
 
-  it("inline commands: what they print is true of the checkout (buf lint, breaking, baseline, docs:config, deploy/generate)", async () => {
+  it("inline commands: they work, and what they regenerate is what the checkout holds (buf lint, breaking, baseline, docs:config, deploy/generate, npm pack)", async () => {
     const inline = inlineCommands(readme);
     // A synopsis (placeholders) or the bare name of the CLI launcher is not a command to paste.
     const synopsis = (c: string) => /[<[]|\.\.\./.test(c) || c === "npx tt-rpc" || c === "npm run -s tt-rpc --";
     const runs = inline.filter((c) => !synopsis(c) && NOT_RUN[c] === undefined && c !== "npm run mesh");
-    expect(runs.sort()).toEqual(["npm run baseline", "npm run breaking", "npm run docs:config", "npx buf lint", "npx tsx deploy/generate.ts"].sort());
+    expect(runs.sort()).toEqual(["npm pack -w @tickettoken/rpc", "npm run baseline", "npm run breaking", "npm run docs:config", "npx buf lint", "npx tsx deploy/generate.ts"].sort());
     for (const c of runs) {
       const r = await sh(c, 120_000);
       expectOk(r, c);
     }
+    // npm pack wrote the runtime's tarball (test/packaging/pack.test.ts installs it and makes a call).
+    const { version } = JSON.parse(readFileSync(join(REPO_ROOT, "src/runtime/package.json"), "utf8")) as { version: string };
+    expect(readdirSync(scratch.dir)).toContain(`tickettoken-rpc-${version}.tgz`);
     // Regenerating from the checkout changes nothing that is committed: the README's table and the manifests are current.
     expect(readFileSync(join(scratch.dir, "README.md"), "utf8")).toBe(readme);
     for (const f of readdirSync(join(REPO_ROOT, "deploy/base"))) {
