@@ -59,7 +59,7 @@ export function shellCommands(block: string): string[] {
   const out: string[] = [];
   let pending = "";
   for (const raw of block.split("\n")) {
-    const line = pending === "" ? raw.trim() : raw.trim();
+    const line = raw.trim();
     if (pending === "" && (line === "" || line.startsWith("#"))) continue;
     if (line.endsWith("\\")) {
       pending += `${line.slice(0, -1).trimEnd()} `;
