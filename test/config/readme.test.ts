@@ -2,7 +2,7 @@
  * The README's Configuration table is the schema's: every variable the
  * schema knows is documented, nothing is documented that does not exist, and
  * the rows say what the schema says. Refresh with
- * `npx tsx src/devtools/cli/config-docs.ts --write`.
+ * `npm run docs:config`.
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";

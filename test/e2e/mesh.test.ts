@@ -105,9 +105,13 @@ describe("tt-rpc mesh: one process per service", () => {
     // The printed commands, exactly as printed (the CTX line, then every buf curl line), in one shell.
     const printed = mesh.stdout().split("\n").filter((l) => /^ {2}(CTX=|npx buf curl )/.test(l)).map((l) => l.slice(2));
     expect(printed.filter((l) => l.startsWith("npx buf curl"))).toHaveLength(3);
-    const saved = process.env.PATH;
+    // As pasted into a terminal: no source condition (the banner's `npx tt-rpc` runs the compiled CLI).
+    const saved = { PATH: process.env.PATH, NODE_OPTIONS: process.env.NODE_OPTIONS };
     process.env.PATH = cliEnv().PATH;
-    const r = await run("bash", ["-euo", "pipefail", "-c", printed.join("\n")], { timeoutMs: 60_000 }).finally(() => (process.env.PATH = saved));
+    process.env.NODE_OPTIONS = "";
+    const r = await run("bash", ["-euo", "pipefail", "-c", printed.join("\n")], { timeoutMs: 60_000 }).finally(() => {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("tickettoken.venue.v1.VenueService/GetVenue"); // --list-methods through reflection
     expect(r.stdout).toContain('"status": "SERVING"');

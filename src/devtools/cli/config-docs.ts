@@ -2,13 +2,13 @@
  * The README's Configuration table, rendered from the schema: one row per
  * setting, per-target settings as their pattern. test/config/readme.test.ts
  * fails when README.md and this rendering disagree; refresh it with
- * `npx tsx src/devtools/cli/config-docs.ts --write`.
+ * `npm run docs:config`.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { GLOBAL_SETTINGS, TARGET_SETTINGS, type Setting } from "@tickettoken/services/host/config-schema";
 
-export const TABLE_START = "<!-- configuration table: generated from services/host/config-schema.ts by `npx tsx src/devtools/cli/config-docs.ts --write` -->";
+export const TABLE_START = "<!-- configuration table: generated from services/host/config-schema.ts by `npm run docs:config` -->";
 export const TABLE_END = "<!-- end of configuration table -->";
 
 /** Every documented variable (or pattern), in table order. */
@@ -36,6 +36,6 @@ export function withRenderedTable(readme: string): string {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes("--write")) {
-  const path = fileURLToPath(new URL("../../README.md", import.meta.url));
+  const path = fileURLToPath(new URL("../../../README.md", import.meta.url));
   writeFileSync(path, withRenderedTable(readFileSync(path, "utf8")));
 }

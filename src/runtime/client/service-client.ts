@@ -12,7 +12,7 @@ import { methodContract, type ServiceContract } from "../contract/types.ts";
 import type { MaterialSource } from "../identity/material.ts";
 import { workloadSpiffeId } from "../identity/spiffe-id.ts";
 import { createGrpcJsTransport } from "./grpc-js-transport.ts";
-import { resolveAddress } from "./address.ts";
+import { parseRpcAddress, resolveAddress } from "./address.ts";
 import { mtlsChannelCredentials } from "./tls-credentials.ts";
 import { callTokenInterceptor, rotatingMinter } from "./security-interceptor.ts";
 import { contextPropagationInterceptor } from "./context-interceptor.ts";
@@ -57,7 +57,8 @@ export function createServiceClient<S extends DescService>(contract: ServiceCont
 export function createServiceTransport(contract: ServiceContract, options: ServiceClientOptions): Transport & { close(): void } {
   const { identity } = options;
   if (!identity) throw new Error(`${contract.name} client: no identity material (certificate, key, JWT key, trust bundle)`);
-  const address = options.address ?? resolveAddress(contract.name, contract.defaultPort, options.env ?? process.env);
+  // The option takes the same forms as <NAME>_RPC_ADDRESS (e.g. the IP:port,IP:port shorthand).
+  const address = options.address !== undefined ? parseRpcAddress(options.address, "address") : resolveAddress(contract.name, contract.defaultPort, options.env ?? process.env);
   const server = workloadSpiffeId(contract.name, identity.current().workload.env, identity.current().bundle.trustDomain);
   const env = options.env ?? process.env;
   const metrics = options.metrics ?? defaultMetrics();

@@ -7,7 +7,8 @@
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
 import { DEFAULT_CERTS_DIR, PkiError } from "@tickettoken/rpc/internal/identity/pki-files";
-import { meshAddressEnv } from "@tickettoken/services/host/host";
+import { serviceContracts } from "@tickettoken/contracts";
+import { meshAddressEnv, OPS_PORT_OFFSET } from "@tickettoken/services/host/host";
 import { stdio, usageError, type CliIo } from "@tickettoken/services/host/cli-io";
 import { createDemoContext } from "./context.ts";
 import { FLOWS } from "./flows.ts";
@@ -15,7 +16,10 @@ import { formatHop, settledHops } from "./hops.ts";
 
 export const DEFAULT_DATA_DIR = ".tt-rpc/data";
 
-const USAGE = `usage: tt-rpc demo <flow> [--certs <dir>] [--data <dir>] [--decline] [--ticket <id>] [--order <id>] [--repeat <n>]
+/** The largest offset `tt-rpc mesh` accepts (its highest port, an ops port, stays a port): the demo takes any mesh's. */
+const MAX_PORT_OFFSET = 65535 - (Math.max(...serviceContracts.map((c) => c.defaultPort)) + OPS_PORT_OFFSET);
+
+const USAGE = `usage: tt-rpc demo <flow> [--certs <dir>] [--data <dir>] [--port-offset <n>] [--decline] [--ticket <id>] [--order <id>] [--repeat <n>]
 flows:
 ${Object.entries(FLOWS).map(([n, f]) => `  ${n.padEnd(13)} ${f.about}`).join("\n")}
   --certs    PKI directory (default ${DEFAULT_CERTS_DIR})
@@ -58,7 +62,7 @@ export async function runDemo(args: string[], io: CliIo = stdio, env: NodeJS.Pro
   const repeat = values.repeat === undefined ? undefined : Number(values.repeat);
   if (repeat !== undefined && (!Number.isInteger(repeat) || repeat < 1 || repeat > 50)) return usageError(io, "--repeat must be an integer from 1 to 50", USAGE);
   const offset = values["port-offset"] === undefined ? 0 : Number(values["port-offset"]);
-  if (!Number.isInteger(offset) || offset < 0 || offset > 10_000) return usageError(io, "--port-offset must be an integer from 0 to 10000", USAGE);
+  if (!Number.isInteger(offset) || offset < 0 || offset > MAX_PORT_OFFSET) return usageError(io, `--port-offset must be an integer from 0 to ${MAX_PORT_OFFSET}`, USAGE);
   if (offset !== 0) env = { ...meshAddressEnv("127.0.0.1", offset), ...env };
   const logDir = join(resolve(values.data ?? env.TT_RPC_DATA_DIR ?? DEFAULT_DATA_DIR), "logs");
 

@@ -52,7 +52,8 @@ export function bannerLines(rows: readonly BannerRow[], certs: string, cwd: stri
   const addr = target.grpc;
   const grpcurlTls = `-cacert ${p.bundleCa} -cert ${ops.cert} -key ${ops.key}`;
   const bufTls = `--protocol grpc --cacert ${p.bundleCa} --cert ${ops.cert} --key ${ops.key}`;
-  const tt = `npm run -s tt-rpc --`;
+  // The compiled CLI (npx tt-rpc): a token in well under a second, so inline minting stays quick.
+  const tt = `npx tt-rpc`;
   const certsFlag = c === ".tt-rpc/certs" ? "" : ` --certs ${c}`;
   // A call the ops identity may make on demo data: venue-service's GetVenue if it runs, else the admin RPC every server hosts.
   const call =
@@ -82,7 +83,7 @@ export function bannerLines(rows: readonly BannerRow[], certs: string, cwd: stri
     "",
     "Run a flow (services calling services; one line per hop, read back from the logs):",
     `  ${tt} demo purchase${demoFlags}      # also: refund, scan, event-create, cross-tenant`,
-    `  (stop venue-service, e.g. kill its pid, then: ${tt} demo event-create --repeat 6${demoFlags}: stale venue, breaker opens)`,
+    `  (run ${tt} demo event-create${demoFlags}, then stop venue-service, e.g. kill its pid, then: ${tt} demo event-create --repeat 6${demoFlags}: stale venue, breaker opens)`,
     ...(extras.opsPort ? [`Metrics and probes: curl http://127.0.0.1:${extras.opsPort}/metrics  (/healthz, /readyz; each service's ops port is its gRPC port + 2000)`] : []),
   );
   return lines;
