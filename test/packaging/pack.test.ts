@@ -33,7 +33,7 @@ function npm(args: string[], cwd: string, timeout = 180_000): Promise<{ code: nu
 }
 
 beforeAll(async () => {
-  const r = await npm(["pack", "--json", "--workspace", "src/runtime", "--workspace", "src/runtime/contracts", "--pack-destination", work], REPO_ROOT);
+  const r = await npm(["pack", "--json", "--workspace", "src/runtime", "--workspace", "src/contracts", "--pack-destination", work], REPO_ROOT);
   expect(r.code, r.stderr).toBe(0);
   packed = JSON.parse(r.stdout) as Packed[];
 }, 180_000);
