@@ -5,6 +5,7 @@
  * path segment and `*` any part of one (code blocks are the commands tests'
  * business; this checks the prose).
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -12,7 +13,8 @@ import { REPO_ROOT } from "../support/exec.ts";
 import { readReadme } from "./readme-blocks.ts";
 
 const readme = readReadme();
-const TOP = new Set(readdirSync(REPO_ROOT).filter((n) => n !== ".git" && n !== "node_modules"));
+// Tracked top-level entries only: what a test run leaves behind (e.g. .tt-rpc/) is not the repository.
+const TOP = new Set(execFileSync("git", ["ls-tree", "--name-only", "HEAD"], { cwd: REPO_ROOT, encoding: "utf8" }).split("\n").filter(Boolean));
 
 /** Code spans (outside fenced blocks) that start with a top-level entry of the repository. */
 function namedPaths(): string[] {
