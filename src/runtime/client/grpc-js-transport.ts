@@ -19,6 +19,8 @@ import {
   type StreamRequest,
 } from "@connectrpc/connect";
 import { attemptDeadlineKey } from "../wire/attempt-deadline.ts";
+import { directCredentialsKey, takeCallCredentials } from "../wire/call-credentials.ts";
+import { AUTHORIZATION_HEADER, CONTEXT_TOKEN_HEADER } from "../auth/call-context.ts";
 import { runStreamingCall } from "@connectrpc/connect/protocol";
 import { runUnary } from "./unary-call.ts";
 import { methodCodec } from "../wire/codec.ts";
@@ -141,14 +143,14 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
           requestMethod: "POST",
           url: url(path),
           header: new Headers(header),
-          contextValues: contextValues ?? createContextValues(),
+          contextValues: (contextValues ?? createContextValues()).set(directCredentialsKey, true),
           message: input,
         },
         next: (req: UnaryRequest<I, O>) =>
           new Promise<UnaryResponse<I, O>>((resolve, reject) => {
             const responseHeader = new Headers();
             const trailer = new Headers();
-            const metadata = headersToMetadata(req.header);
+            const metadata = requestMetadata(req);
             const stackTraceLimit = stackCaptureOff();
             let call: grpc.ClientUnaryCall;
             try {
@@ -202,7 +204,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
           requestMethod: "POST",
           url: url(path),
           header: new Headers(header),
-          contextValues: contextValues ?? createContextValues(),
+          contextValues: (contextValues ?? createContextValues()).set(directCredentialsKey, true),
           message: input,
         },
         next: async (req: StreamRequest<I, O>) => {
@@ -214,7 +216,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
           if (first === undefined) throw new ConnectError("server-streaming call takes exactly one request", Code.InvalidArgument);
           const responseHeader = new Headers();
           const trailer = new Headers();
-          const metadata = headersToMetadata(req.header);
+          const metadata = requestMetadata(req);
           const stackTraceLimit = stackCaptureOff();
           let call: grpc.ClientReadableStream<MessageShape<O>>;
           try {
@@ -267,6 +269,17 @@ function stackCaptureOff(): number {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   return limit;
+}
+
+/** The request's headers as metadata, plus the call credentials the call-token interceptor passed directly. */
+function requestMetadata(req: { readonly header: Headers }): grpc.Metadata {
+  const metadata = headersToMetadata(req.header);
+  const credentials = takeCallCredentials(req);
+  if (credentials !== undefined) {
+    if (credentials.contextToken !== undefined) metadata.set(CONTEXT_TOKEN_HEADER, credentials.contextToken);
+    metadata.set(AUTHORIZATION_HEADER, credentials.authorization);
+  }
+  return metadata;
 }
 
 /** Appends metadata to response headers directly (no intermediate Headers object per event). */
