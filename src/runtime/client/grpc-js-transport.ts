@@ -19,6 +19,8 @@ import {
   type StreamRequest,
 } from "@connectrpc/connect";
 import { attemptDeadlineKey } from "../wire/attempt-deadline.ts";
+import { directCredentialsKey, takeCallCredentials } from "../wire/call-credentials.ts";
+import { AUTHORIZATION_HEADER, CONTEXT_TOKEN_HEADER } from "../auth/call-context.ts";
 import { runStreamingCall } from "@connectrpc/connect/protocol";
 import { runUnary } from "./unary-call.ts";
 import { methodCodec } from "../wire/codec.ts";
@@ -141,27 +143,34 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
           requestMethod: "POST",
           url: url(path),
           header: new Headers(header),
-          contextValues: contextValues ?? createContextValues(),
+          contextValues: (contextValues ?? createContextValues()).set(directCredentialsKey, true),
           message: input,
         },
         next: (req: UnaryRequest<I, O>) =>
           new Promise<UnaryResponse<I, O>>((resolve, reject) => {
             const responseHeader = new Headers();
             const trailer = new Headers();
-            const call = client.makeUnaryRequest<MessageShape<I>, MessageShape<O>>(
-              path,
-              codec.serializeInput,
-              codec.deserializeOutput as (b: Buffer) => MessageShape<O>,
-              req.message,
-              headersToMetadata(req.header),
-              { deadline: deadlineOf(req.contextValues, timeoutMs) },
-              (err, value) => {
-                req.signal.removeEventListener("abort", onAbort);
-                if (err) reject(toConnectError(err));
-                else
-                  resolve({ stream: false, service: method.parent, method, header: responseHeader, trailer, message: value! });
-              },
-            );
+            const metadata = requestMetadata(req);
+            const stackTraceLimit = stackCaptureOff();
+            let call: grpc.ClientUnaryCall;
+            try {
+              call = client.makeUnaryRequest<MessageShape<I>, MessageShape<O>>(
+                path,
+                codec.serializeInput,
+                codec.deserializeOutput as (b: Buffer) => MessageShape<O>,
+                req.message,
+                metadata,
+                { deadline: deadlineOf(req.contextValues, timeoutMs) },
+                (err, value) => {
+                  req.signal.removeEventListener("abort", onAbort);
+                  if (err) reject(toConnectError(err));
+                  else
+                    resolve({ stream: false, service: method.parent, method, header: responseHeader, trailer, message: value! });
+                },
+              );
+            } finally {
+              Error.stackTraceLimit = stackTraceLimit;
+            }
             const onAbort = () => call.cancel();
             req.signal.addEventListener("abort", onAbort, { once: true });
             call.on("metadata", (md: grpc.Metadata) => copyInto(responseHeader, md));
@@ -195,7 +204,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
           requestMethod: "POST",
           url: url(path),
           header: new Headers(header),
-          contextValues: contextValues ?? createContextValues(),
+          contextValues: (contextValues ?? createContextValues()).set(directCredentialsKey, true),
           message: input,
         },
         next: async (req: StreamRequest<I, O>) => {
@@ -207,14 +216,21 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
           if (first === undefined) throw new ConnectError("server-streaming call takes exactly one request", Code.InvalidArgument);
           const responseHeader = new Headers();
           const trailer = new Headers();
-          const call = client.makeServerStreamRequest<MessageShape<I>, MessageShape<O>>(
-            path,
-            codec.serializeInput,
-            codec.deserializeOutput as (b: Buffer) => MessageShape<O>,
-            first,
-            headersToMetadata(req.header),
-            { deadline: deadlineOf(req.contextValues, timeoutMs) },
-          );
+          const metadata = requestMetadata(req);
+          const stackTraceLimit = stackCaptureOff();
+          let call: grpc.ClientReadableStream<MessageShape<O>>;
+          try {
+            call = client.makeServerStreamRequest<MessageShape<I>, MessageShape<O>>(
+              path,
+              codec.serializeInput,
+              codec.deserializeOutput as (b: Buffer) => MessageShape<O>,
+              first,
+              metadata,
+              { deadline: deadlineOf(req.contextValues, timeoutMs) },
+            );
+          } finally {
+            Error.stackTraceLimit = stackTraceLimit;
+          }
           const onAbort = () => call.cancel();
           req.signal.addEventListener("abort", onAbort, { once: true });
           call.on("metadata", (md: grpc.Metadata) => copyInto(responseHeader, md));
@@ -234,6 +250,36 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
       });
     },
   };
+}
+
+/**
+ * Turns stack capture off while grpc-js starts a call (the caller puts the
+ * returned limit back right after, in a finally): grpc-js makes an Error per
+ * call (client.js, `callerStackError = new Error()` in makeUnaryRequest and
+ * makeServerStreamRequest) only to append "for call at <stack>" to a failed
+ * call's error, and capturing that stack costs ~6-7 µs per call (issue #12,
+ * round 2). The stack it would record is this transport's, behind async
+ * interceptors, never the application's, and every grpc-js error becomes a
+ * ConnectError here anyway. Errors grpc-js makes later (a failed call's
+ * status) are unaffected; only one thrown synchronously while starting
+ * (e.g. "Channel has been shut down") has no stack. Upstreamable: capture
+ * the caller's stack only when asked, or with a cheap structured trace.
+ */
+function stackCaptureOff(): number {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  return limit;
+}
+
+/** The request's headers as metadata, plus the call credentials the call-token interceptor passed directly. */
+function requestMetadata(req: { readonly header: Headers }): grpc.Metadata {
+  const metadata = headersToMetadata(req.header);
+  const credentials = takeCallCredentials(req);
+  if (credentials !== undefined) {
+    if (credentials.contextToken !== undefined) metadata.set(CONTEXT_TOKEN_HEADER, credentials.contextToken);
+    metadata.set(AUTHORIZATION_HEADER, credentials.authorization);
+  }
+  return metadata;
 }
 
 /** Appends metadata to response headers directly (no intermediate Headers object per event). */

@@ -9,6 +9,7 @@ import { createCallTokenMinter, type CallTokenMinter } from "../auth/call-token.
 import { AUTHORIZATION_HEADER, CONTEXT_TOKEN_HEADER } from "../auth/call-context.ts";
 import type { MaterialSource } from "../identity/material.ts";
 import { currentCallScope } from "../observability/call-scope.ts";
+import { directCredentialsKey, passCallCredentials } from "../wire/call-credentials.ts";
 
 /**
  * Mints with the JWT key that is due now (a rotated-in key signs only once it
@@ -35,9 +36,15 @@ export function callTokenInterceptor(minter: CallTokenMinter, audience: string):
   return (next) => async (req) => {
     const explicit = req.header.get(CONTEXT_TOKEN_HEADER);
     const contextToken = explicit ?? currentCallScope()?.contextToken;
-    if (contextToken !== undefined && explicit === null) req.header.set(CONTEXT_TOKEN_HEADER, contextToken);
     const token = await minter.mint({ audience, method: `/${req.service.typeName}/${req.method.name}`, contextToken });
-    req.header.set(AUTHORIZATION_HEADER, `Bearer ${token}`);
+    const fromScope = explicit === null ? contextToken : undefined;
+    if (req.contextValues.get(directCredentialsKey)) {
+      // Our grpc-js transport puts them into its metadata itself (wire/call-credentials.ts: no `Headers` round trip).
+      passCallCredentials(req, { authorization: `Bearer ${token}`, contextToken: fromScope });
+    } else {
+      if (fromScope !== undefined) req.header.set(CONTEXT_TOKEN_HEADER, fromScope);
+      req.header.set(AUTHORIZATION_HEADER, `Bearer ${token}`);
+    }
     return next(req);
   };
 }

@@ -8,7 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import { decodeRequest, methodCodec } from "../wire/codec.ts";
-import { headersToMetadata, metadataToHeaders } from "../wire/metadata.ts";
+import { headersToMetadata, MetadataHeaders } from "../wire/metadata.ts";
 import { grpcStatusFromConnect } from "../wire/status.ts";
 import { peerKey, type PeerInfo, type ServerCall } from "../contract/call.ts";
 import { CallLifetime } from "./call-lifetime.ts";
@@ -70,7 +70,8 @@ class GrpcHandlerContext implements HandlerContext {
     this.service = route.service;
     this.method = route.method;
     this.url = route.contract.path;
-    this.requestHeader = metadataToHeaders(call.metadata);
+    // Converted to Headers only as far as read (wire/metadata.ts): the chain reads a few single values.
+    this.requestHeader = new MetadataHeaders(call.metadata);
     this.values = createContextValues().set(peerKey, peer);
   }
 
