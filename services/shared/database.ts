@@ -65,9 +65,12 @@ function migrate(db: Database, migrations: readonly Migration[], path: string): 
   const latest = migrations.at(-1)?.version ?? 0;
   // A database written by a newer release: refuse rather than run against a schema we do not know.
   if (current > latest) throw new Error(`${path}: schema version ${current} is newer than this build's ${latest}`);
+  const applied = db.prepare("SELECT 1 FROM schema_migrations WHERE version = ?");
   for (const m of migrations) {
     if (m.version <= current) continue;
     transaction(db, () => {
+      // Another process opening the same file may have applied it while we waited for the write lock.
+      if (applied.get(m.version) !== undefined) return;
       db.exec(m.sql);
       db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(m.version, m.name, new Date().toISOString());
     });

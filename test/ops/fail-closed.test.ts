@@ -44,7 +44,7 @@ interface Exit {
 
 /** Starts the compiled CLI (`node src/devtools/bin/tt-rpc.mjs serve ticket-service --certs <dir> --data <dir>.data --port 0`, packages from dist/; never the repository's default data directory). */
 function startServe(dir: string) {
-  const child = spawn(process.execPath, [CLI_LAUNCHER, "serve", SERVICE, "--certs", dir, "--data", `${dir}.data`, "--port", "0"], {
+  const child = spawn(process.execPath, [CLI_LAUNCHER, "serve", SERVICE, "--certs", dir, "--data", mkdtempSync(`${dir}.data-`), "--port", "0"], {
     cwd: REPO_ROOT,
     env: cliEnv({ NODE_OPTIONS: "" }),
     stdio: ["ignore", "pipe", "pipe"],
