@@ -8,7 +8,6 @@ import type { DescMessage, DescMethodStreaming, DescMethodUnary, MessageInitShap
 import {
   Code,
   ConnectError,
-  createContextKey,
   createContextValues,
   type ContextValues,
   type Interceptor,
@@ -29,7 +28,6 @@ import { connectErrorFromGrpc, isServiceError } from "../wire/status.ts";
 import { downstreamInfo, markDownstream, markServerAnswer } from "../wire/downstream.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../wire/message-size.ts";
 
-export { attemptDeadlineKey } from "../wire/attempt-deadline.ts";
 
 export interface GrpcJsTransportOptions {
   /** A grpc-js target: "host:port", "dns:///ticket-service:50004", "ipv4:10.0.0.1:50004,10.0.0.2:50004" (src/runtime/client/address.ts). */

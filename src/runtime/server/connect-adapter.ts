@@ -23,7 +23,6 @@ import {
   createContextKey,
   createContextValues,
   type ContextValues,
-  type ConnectRouter,
   type HandlerContext,
   type ServiceImpl,
 } from "@connectrpc/connect";

@@ -24,9 +24,6 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DOWNSTREAM_ANSWER, INTERNAL, downstreamInfo, type DownstreamInfo } from "../wire/downstream.ts";
-
-// callerCode lives with the answer table in wire/downstream.ts (telemetry reads it too).
-export { callerCode } from "../wire/downstream.ts";
 import type { Route } from "./routes.ts";
 
 export type ErrorReporter = (info: { route: Route; error: unknown; downstream?: DownstreamInfo }) => void;

@@ -8,12 +8,10 @@ import { callContextKey } from "../auth/call-context.ts";
 import { flatLineLogger, type Logger } from "../observability/logger.ts";
 import { ATTEMPT_HEADER, REQUEST_ID_HEADER } from "../observability/headers.ts";
 import type { CallResult, ServerCall, ServerInterceptor } from "../contract/call.ts";
-import { asHooks, type CallFinished, type CallObserver, type CallObserverHooks } from "../telemetry/call-observer.ts";
-// The observer types live in telemetry/call-observer.ts (metrics read them without importing the server).
-export { combineCallObservers, type CallFinished, type CallObserver, type CallObserverHooks } from "../telemetry/call-observer.ts";
+import { asHooks, type CallObserver, type CallObserverHooks } from "../telemetry/call-observer.ts";
 import { authenticatedKey } from "./security-interceptor.ts";
-import { authFailureOf, type AuthFailure } from "../auth/auth-failure.ts";
-import { callerCode } from "./errors.ts";
+import { authFailureOf } from "../auth/auth-failure.ts";
+import { callerCode } from "../wire/downstream.ts";
 
 
 /** The canonical gRPC name ("PERMISSION_DENIED"), as grpcurl and every gRPC tool prints it. */
